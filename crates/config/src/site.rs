@@ -1,0 +1,325 @@
+//! The site configuration document: its schema (Sourcegraph's key names), validation with key paths,
+//! and typed accessors with defaults.
+
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use crate::jsonc::{self, SyntaxError};
+
+/// What kind of value a key takes, and the checks beyond its JSON type.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Bool,
+    /// An integer within the inclusive bounds.
+    Integer { min: i64, max: i64 },
+    /// A string of at least this many characters.
+    String { min_len: usize },
+    /// An absolute http or https URL.
+    AbsoluteUrl,
+    StringArray,
+    Object,
+    /// `auth.providers`: objects that each name their `type`.
+    AuthProviders,
+}
+
+/// Every key the site configuration accepts. Unknown keys are rejected, as a typo in a key would
+/// otherwise silently leave the default in force.
+const SCHEMA: &[(&str, Kind)] = &[
+    ("externalURL", Kind::AbsoluteUrl),
+    ("executors.accessToken", Kind::String { min_len: 20 }),
+    ("executors.frontendURL", Kind::AbsoluteUrl),
+    (
+        "repoListUpdateInterval",
+        Kind::Integer {
+            min: 0,
+            max: 7 * 24 * 60,
+        },
+    ),
+    (
+        "gitMaxConcurrentClones",
+        Kind::Integer { min: 1, max: 1024 },
+    ),
+    (
+        "gitLongCommandTimeout",
+        Kind::Integer {
+            min: 1,
+            max: 7 * 24 * 3600,
+        },
+    ),
+    ("disableAutoGitUpdates", Kind::Bool),
+    ("disableAutoCodeHostSyncs", Kind::Bool),
+    ("auth.public", Kind::Bool),
+    ("auth.providers", Kind::AuthProviders),
+    ("codeIntelAutoIndexing.enabled", Kind::Bool),
+    ("search.index.enabled", Kind::Bool),
+    ("search.largeFiles", Kind::StringArray),
+    ("search.limits", Kind::Object),
+    (
+        "maxReposToSearch",
+        Kind::Integer {
+            min: -1,
+            max: i64::MAX,
+        },
+    ),
+    ("experimentalFeatures", Kind::Object),
+    ("corsOrigin", Kind::String { min_len: 0 }),
+    ("email.address", Kind::String { min_len: 0 }),
+    ("log", Kind::Object),
+];
+
+/// The document written for a new instance.
+pub const DEFAULT_SITE_CONFIG: &str = r#"// Quarry site configuration: JSON with comments, with Sourcegraph's key names.
+// Every saved version is kept; a change applies without a restart.
+{
+  // The URL users reach this instance at.
+  // "externalURL": "https://quarry.example.com",
+
+  // The shared secret executors present (at least 20 characters).
+  // "executors.accessToken": "replace-with-a-long-random-secret",
+
+  // Minutes between re-scans of code host connections.
+  "repoListUpdateInterval": 1,
+
+  // Clones and fetches that may run at once.
+  "gitMaxConcurrentClones": 5
+}
+"#;
+
+/// Why a document was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SiteConfigError {
+    #[error("{0}")]
+    Syntax(SyntaxError),
+    #[error("invalid site configuration: {}", .0.join("; "))]
+    Invalid(Vec<String>),
+}
+
+impl SiteConfigError {
+    /// One message per problem, each starting with the key path it concerns (or the position of a
+    /// syntax error).
+    pub fn messages(&self) -> Vec<String> {
+        match self {
+            SiteConfigError::Syntax(e) => vec![e.to_string()],
+            SiteConfigError::Invalid(messages) => messages.clone(),
+        }
+    }
+}
+
+/// A parsed, valid site configuration. The raw text (with its comments) is kept as the user wrote it.
+#[derive(Debug, Clone)]
+pub struct SiteConfig {
+    raw: String,
+    values: Map<String, Value>,
+}
+
+impl SiteConfig {
+    /// Parses and validates a document. Every problem is reported, not only the first.
+    pub fn parse(text: &str) -> Result<SiteConfig, SiteConfigError> {
+        let value = jsonc::parse(text).map_err(SiteConfigError::Syntax)?;
+        let Value::Object(values) = value else {
+            return Err(SiteConfigError::Invalid(vec![
+                "(root): must be a JSON object".into(),
+            ]));
+        };
+        let mut problems = Vec::new();
+        for (key, value) in &values {
+            match SCHEMA.iter().find(|(name, _)| name == key) {
+                Some((_, kind)) => check(key, *kind, value, &mut problems),
+                None => problems.push(format!("{key}: unknown key")),
+            }
+        }
+        if problems.is_empty() {
+            Ok(SiteConfig {
+                raw: text.to_string(),
+                values,
+            })
+        } else {
+            Err(SiteConfigError::Invalid(problems))
+        }
+    }
+
+    /// The document as the user wrote it.
+    pub fn raw(&self) -> &str {
+        &self.raw
+    }
+
+    fn str(&self, key: &str) -> Option<&str> {
+        self.values.get(key).and_then(Value::as_str)
+    }
+
+    fn int(&self, key: &str) -> Option<i64> {
+        self.values.get(key).and_then(Value::as_i64)
+    }
+
+    fn flag(&self, key: &str) -> bool {
+        self.values
+            .get(key)
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+    }
+
+    pub fn external_url(&self) -> Option<&str> {
+        self.str("externalURL")
+    }
+
+    pub fn executors_access_token(&self) -> Option<&str> {
+        self.str("executors.accessToken")
+    }
+
+    /// How often code host connections are re-scanned (Sourcegraph's default: one minute).
+    pub fn repo_list_update_interval(&self) -> Duration {
+        let minutes = self.int("repoListUpdateInterval").unwrap_or(1);
+        Duration::from_secs(u64::try_from(minutes).unwrap_or(1) * 60)
+    }
+
+    /// How many clones and fetches may run at once (Sourcegraph's default: 5).
+    pub fn git_max_concurrent_clones(&self) -> usize {
+        self.int("gitMaxConcurrentClones")
+            .and_then(|n| usize::try_from(n).ok())
+            .unwrap_or(5)
+    }
+
+    /// The limit on one clone or fetch (Sourcegraph's default: one hour).
+    pub fn git_long_command_timeout(&self) -> Duration {
+        Duration::from_secs(
+            self.int("gitLongCommandTimeout")
+                .and_then(|n| u64::try_from(n).ok())
+                .unwrap_or(3600),
+        )
+    }
+
+    pub fn disable_auto_git_updates(&self) -> bool {
+        self.flag("disableAutoGitUpdates")
+    }
+
+    pub fn disable_auto_code_host_syncs(&self) -> bool {
+        self.flag("disableAutoCodeHostSyncs")
+    }
+}
+
+impl Default for SiteConfig {
+    fn default() -> Self {
+        SiteConfig::parse(DEFAULT_SITE_CONFIG).unwrap_or(SiteConfig {
+            raw: String::from("{}"),
+            values: Map::new(),
+        })
+    }
+}
+
+fn check(path: &str, kind: Kind, value: &Value, problems: &mut Vec<String>) {
+    let mut problem = |message: String| problems.push(format!("{path}: {message}"));
+    match kind {
+        Kind::Bool if !value.is_boolean() => problem(format!("must be a boolean, got {value}")),
+        Kind::Integer { min, max } => match value.as_i64() {
+            Some(n) if n < min || n > max => {
+                problem(format!("must be between {min} and {max}, got {n}"))
+            }
+            Some(_) => {}
+            None => problem(format!("must be an integer, got {value}")),
+        },
+        Kind::String { min_len } => match value.as_str() {
+            Some(s) if s.chars().count() < min_len => {
+                problem(format!("must be at least {min_len} characters long"))
+            }
+            Some(_) => {}
+            None => problem(format!("must be a string, got {value}")),
+        },
+        Kind::AbsoluteUrl => match value.as_str() {
+            Some(s) => match url::Url::parse(s) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") && u.has_host() => {}
+                _ => problem(format!(
+                    "must be an absolute http(s) URL such as https://quarry.example.com, got {value}"
+                )),
+            },
+            None => problem(format!("must be a string, got {value}")),
+        },
+        Kind::StringArray => match value.as_array() {
+            Some(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    if !item.is_string() {
+                        problems.push(format!("{path}[{i}]: must be a string, got {item}"));
+                    }
+                }
+            }
+            None => problem(format!("must be an array of strings, got {value}")),
+        },
+        Kind::Object if !value.is_object() => problem(format!("must be an object, got {value}")),
+        Kind::AuthProviders => match value.as_array() {
+            Some(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    match item.get("type").and_then(Value::as_str) {
+                        Some("builtin" | "openidconnect" | "saml" | "github" | "gitlab") => {}
+                        Some(other) => problems.push(format!(
+                            "{path}[{i}].type: unknown provider type \"{other}\""
+                        )),
+                        None => problems.push(format!("{path}[{i}].type: is required")),
+                    }
+                }
+            }
+            None => problem(format!("must be an array, got {value}")),
+        },
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_document_is_valid() {
+        let config = SiteConfig::parse(DEFAULT_SITE_CONFIG).unwrap();
+        assert_eq!(config.git_max_concurrent_clones(), 5);
+        assert_eq!(config.repo_list_update_interval(), Duration::from_secs(60));
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_key_path() {
+        let err = SiteConfig::parse(
+            r#"{
+              "externalURL": "quarry.local",
+              "executors.accessToken": "short",
+              "gitMaxConcurrentClones": 0,
+              "auth.providers": [{"type": "builtin"}, {"allowSignup": true}],
+              "noSuchKey": 1,
+            }"#,
+        )
+        .unwrap_err();
+        let messages = err.messages();
+        let has = |prefix: &str| messages.iter().any(|m| m.starts_with(prefix));
+        assert!(has("externalURL: must be an absolute"), "{messages:?}");
+        assert!(has("executors.accessToken: must be at least 20"), "{messages:?}");
+        assert!(has("gitMaxConcurrentClones: must be between 1"), "{messages:?}");
+        assert!(has("auth.providers[1].type: is required"), "{messages:?}");
+        assert!(has("noSuchKey: unknown key"), "{messages:?}");
+        assert_eq!(messages.len(), 5, "{messages:?}");
+    }
+
+    #[test]
+    fn non_object_root_is_refused() {
+        assert!(matches!(
+            SiteConfig::parse("[1]"),
+            Err(SiteConfigError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn syntax_error_names_the_position() {
+        let err = SiteConfig::parse("{\n \"externalURL\": }").unwrap_err();
+        assert!(err.messages()[0].contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn accessors_read_values_and_keep_the_raw_text() {
+        let text = "// hi\n{\"externalURL\": \"https://q.example.com\", \"executors.accessToken\": \"0123456789abcdefghij\", \"disableAutoGitUpdates\": true}";
+        let config = SiteConfig::parse(text).unwrap();
+        assert_eq!(config.external_url(), Some("https://q.example.com"));
+        assert_eq!(
+            config.executors_access_token(),
+            Some("0123456789abcdefghij")
+        );
+        assert!(config.disable_auto_git_updates());
+        assert_eq!(config.raw(), text);
+    }
+}

@@ -1,0 +1,324 @@
+//! The store's behaviour, run against SQLite and (when `QUARRY_TEST_DATABASE_URL` is set) PostgreSQL.
+
+use std::future::Future;
+
+use quarry_store::testing::PostgresTestDatabase;
+use quarry_store::{
+    CloneStatus, ExternalServiceKind, FetchFailure, FetchSuccess, RepoFilter, RepoUpsert,
+    RepoUpsertOutcome, Store, StoreError,
+};
+
+/// Runs a scenario on a fresh SQLite file and on a fresh PostgreSQL database.
+async fn on_both<F, Fut>(scenario: F)
+where
+    F: Fn(Store) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = Store::open_sqlite(&dir.path().join("quarry.db"))
+        .await
+        .unwrap();
+    scenario(sqlite.clone()).await;
+    sqlite.close().await;
+
+    if let Some(database) = PostgresTestDatabase::create().await {
+        let database = database.expect("create PostgreSQL test database");
+        let postgres = Store::open(&database.url).await.unwrap();
+        scenario(postgres.clone()).await;
+        postgres.close().await;
+        database.drop().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn migrations_are_idempotent() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("quarry.db");
+    let store = Store::open_sqlite(&path).await.unwrap();
+    store.save_site_config(None, "{}").await.unwrap();
+    store.close().await;
+    let reopened = Store::open_sqlite(&path).await.unwrap();
+    assert_eq!(
+        reopened.latest_site_config().await.unwrap().unwrap().contents,
+        "{}"
+    );
+}
+
+#[tokio::test]
+async fn site_config_versions_are_kept_and_guarded_against_lost_updates() {
+    on_both(|store| async move {
+        assert!(store.latest_site_config().await.unwrap().is_none());
+        let first = store.save_site_config(None, "{\"a\": 1}").await.unwrap();
+        let second = store
+            .save_site_config(Some(first.id), "{\"a\": 2}")
+            .await
+            .unwrap();
+        assert!(second.id > first.id);
+        let stale = store.save_site_config(Some(first.id), "{\"a\": 3}").await;
+        assert!(matches!(stale, Err(StoreError::Conflict(_))), "{stale:?}");
+        let history = store.site_config_history(10).await.unwrap();
+        let contents: Vec<_> = history.iter().map(|v| v.contents.as_str()).collect();
+        assert_eq!(contents, ["{\"a\": 2}", "{\"a\": 1}"]);
+        assert_eq!(store.latest_site_config().await.unwrap().unwrap(), second);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn external_services_round_trip_and_delete_their_repos() {
+    on_both(|store| async move {
+        let service = store
+            .create_external_service(ExternalServiceKind::Local, "local", "{\"root\": \"/x\"}")
+            .await
+            .unwrap();
+        assert_eq!(service.kind, ExternalServiceKind::Local);
+        let updated = store
+            .update_external_service(service.id, Some("renamed"), None)
+            .await
+            .unwrap();
+        assert_eq!(updated.display_name, "renamed");
+        assert_eq!(updated.config, service.config);
+        store
+            .record_external_service_sync(service.id, Some("boom"), 99)
+            .await
+            .unwrap();
+        let listed = store.list_external_services().await.unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].last_sync_error.as_deref(), Some("boom"));
+        assert_eq!(listed[0].next_sync_at, 99);
+
+        store
+            .upsert_repo(RepoUpsert {
+                external_service_id: service.id,
+                name: "a",
+                clone_url: "/x/a",
+            })
+            .await
+            .unwrap();
+        let removed = store.delete_external_service(service.id).await.unwrap();
+        assert_eq!(removed, ["a"]);
+        assert!(store.repo_by_name("a").await.unwrap().is_none());
+        assert!(matches!(
+            store.delete_external_service(service.id).await,
+            Err(StoreError::NotFound(_))
+        ));
+        assert!(matches!(
+            store.update_external_service(service.id, None, None).await,
+            Err(StoreError::NotFound(_))
+        ));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn repo_names_are_unique_across_connections() {
+    on_both(|store| async move {
+        let one = store
+            .create_external_service(ExternalServiceKind::Other, "one", "{}")
+            .await
+            .unwrap();
+        let two = store
+            .create_external_service(ExternalServiceKind::Other, "two", "{}")
+            .await
+            .unwrap();
+        let upsert = |service: i64, url: &'static str| RepoUpsert {
+            external_service_id: service,
+            name: "host/r",
+            clone_url: url,
+        };
+        assert_eq!(
+            store.upsert_repo(upsert(one.id, "https://h/r")).await.unwrap(),
+            RepoUpsertOutcome::Created
+        );
+        assert_eq!(
+            store.upsert_repo(upsert(one.id, "https://h/r")).await.unwrap(),
+            RepoUpsertOutcome::Unchanged
+        );
+        assert_eq!(
+            store.upsert_repo(upsert(two.id, "https://h/r")).await.unwrap(),
+            RepoUpsertOutcome::ProvidedElsewhere
+        );
+        let conflict = store.upsert_repo(upsert(two.id, "https://other/r")).await;
+        assert!(matches!(conflict, Err(StoreError::Conflict(_))), "{conflict:?}");
+        let repo = store.repo_by_name("host/r").await.unwrap().unwrap();
+        assert_eq!(repo.clone_url, "https://h/r");
+        assert_eq!(repo.external_service_id, one.id);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn fetch_outcomes_drive_status_and_schedule() {
+    on_both(|store| async move {
+        let service = store
+            .create_external_service(ExternalServiceKind::Other, "s", "{}")
+            .await
+            .unwrap();
+        for name in ["a", "b", "c"] {
+            store
+                .upsert_repo(RepoUpsert {
+                    external_service_id: service.id,
+                    name,
+                    clone_url: name,
+                })
+                .await
+                .unwrap();
+        }
+        let due = store.repos_due_for_fetch(0, 10).await.unwrap();
+        assert_eq!(due.len(), 3);
+        let (a, b) = (&due[0], &due[1]);
+        assert_eq!(a.clone_status, CloneStatus::NotCloned);
+
+        store.mark_repo_cloning(a.id).await.unwrap();
+        store
+            .record_fetch_success(
+                a.id,
+                &FetchSuccess {
+                    changed: true,
+                    default_branch: Some("main".into()),
+                    head_commit: Some("abc".into()),
+                    fetch_interval_secs: 45,
+                    next_fetch_at: 1_000,
+                },
+            )
+            .await
+            .unwrap();
+        store.mark_repo_cloning(b.id).await.unwrap();
+        store
+            .record_fetch_failure(
+                b.id,
+                &FetchFailure {
+                    error: "fatal: repository not found".into(),
+                    next_fetch_at: 2_000,
+                },
+            )
+            .await
+            .unwrap();
+        let a = store.repo_by_id(a.id).await.unwrap().unwrap();
+        assert_eq!(a.clone_status, CloneStatus::Cloned);
+        assert_eq!(a.default_branch.as_deref(), Some("main"));
+        assert!(a.last_changed_at.is_some());
+        let b = store.repo_by_id(b.id).await.unwrap().unwrap();
+        assert_eq!(b.clone_status, CloneStatus::Failed);
+        assert_eq!(b.failure_count, 1);
+        assert_eq!(
+            b.last_error.as_deref(),
+            Some("fatal: repository not found")
+        );
+
+        // A failed fetch of a cloned repository keeps it cloned, with the error shown.
+        store
+            .record_fetch_failure(
+                a.id,
+                &FetchFailure {
+                    error: "timeout".into(),
+                    next_fetch_at: 3_000,
+                },
+            )
+            .await
+            .unwrap();
+        let a = store.repo_by_id(a.id).await.unwrap().unwrap();
+        assert_eq!(a.clone_status, CloneStatus::Cloned);
+        assert_eq!(a.last_error.as_deref(), Some("timeout"));
+
+        assert_eq!(store.repos_due_for_fetch(500, 10).await.unwrap().len(), 1);
+        store.request_repo_fetch(a.id).await.unwrap();
+        assert_eq!(store.repos_due_for_fetch(500, 10).await.unwrap().len(), 2);
+        assert_eq!(store.next_fetch_due().await.unwrap(), Some(0));
+
+        let counts = store.repo_status_counts().await.unwrap();
+        assert!(counts.contains(&(CloneStatus::Cloned, 1)), "{counts:?}");
+        assert!(counts.contains(&(CloneStatus::Failed, 1)), "{counts:?}");
+        assert!(counts.contains(&(CloneStatus::NotCloned, 1)), "{counts:?}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn interrupted_clones_are_reset_after_a_crash() {
+    on_both(|store| async move {
+        let service = store
+            .create_external_service(ExternalServiceKind::Other, "s", "{}")
+            .await
+            .unwrap();
+        store
+            .upsert_repo(RepoUpsert {
+                external_service_id: service.id,
+                name: "r",
+                clone_url: "u",
+            })
+            .await
+            .unwrap();
+        let repo = store.repo_by_name("r").await.unwrap().unwrap();
+        store.mark_repo_cloning(repo.id).await.unwrap();
+        assert_eq!(store.reset_interrupted_clones().await.unwrap(), 1);
+        let repo = store.repo_by_id(repo.id).await.unwrap().unwrap();
+        assert_eq!(repo.clone_status, CloneStatus::NotCloned);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn listing_filters_and_pages() {
+    on_both(|store| async move {
+        let service = store
+            .create_external_service(ExternalServiceKind::Other, "s", "{}")
+            .await
+            .unwrap();
+        for name in ["github.com/a/One", "github.com/a/two", "gitlab.com/b/three", "x/100%_done"] {
+            store
+                .upsert_repo(RepoUpsert {
+                    external_service_id: service.id,
+                    name,
+                    clone_url: name,
+                })
+                .await
+                .unwrap();
+        }
+        let filter = RepoFilter {
+            name_contains: Some("GITHUB".into()),
+            ..Default::default()
+        };
+        assert_eq!(store.count_repos(&filter).await.unwrap(), 2);
+        let page = store
+            .list_repos(&RepoFilter {
+                limit: Some(1),
+                ..filter.clone()
+            })
+            .await
+            .unwrap();
+        assert_eq!(page[0].name, "github.com/a/One");
+        let next = store
+            .list_repos(&RepoFilter {
+                after_id: Some(page[0].id),
+                limit: Some(5),
+                ..filter
+            })
+            .await
+            .unwrap();
+        let names: Vec<_> = next.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["github.com/a/two"]);
+        let literal = RepoFilter {
+            name_contains: Some("%_".into()),
+            ..Default::default()
+        };
+        assert_eq!(store.count_repos(&literal).await.unwrap(), 1);
+        let by_status = RepoFilter {
+            status: Some(CloneStatus::NotCloned),
+            ..Default::default()
+        };
+        assert_eq!(store.count_repos(&by_status).await.unwrap(), 4);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn bad_urls_are_refused_without_leaking_passwords() {
+    let err = Store::open("mysql://u:pw@h/db").await.unwrap_err();
+    assert!(err.to_string().contains("unsupported"), "{err}");
+    assert!(!err.to_string().contains("pw"), "{err}");
+    let err = Store::open("postgres://u:hunter2@127.0.0.1:1/db")
+        .await
+        .unwrap_err();
+    assert!(!err.to_string().contains("hunter2"), "{err}");
+}
