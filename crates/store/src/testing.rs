@@ -1,9 +1,42 @@
 //! Databases for tests: a fresh PostgreSQL database per test when `QUARRY_TEST_DATABASE_URL` names a
 //! server, so the same store tests run on SQLite and on PostgreSQL.
 
+use std::future::Future;
+
 use sqlx::{Connection, Executor};
 
-use crate::{Result, StoreError};
+use crate::{Result, Store, StoreError};
+
+/// Runs a scenario on a fresh SQLite database and, when `QUARRY_TEST_DATABASE_URL` is set, on a
+/// fresh PostgreSQL database. Panics (failing the test) when a database cannot be set up.
+pub async fn with_each_store<F, Fut>(scenario: F)
+where
+    F: Fn(Store) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let dir = std::env::temp_dir().join(format!(
+        "quarry-store-test-{}-{}",
+        std::process::id(),
+        fastrand::u64(..)
+    ));
+    std::fs::create_dir_all(&dir).expect("create a directory for the SQLite test database");
+    let sqlite = Store::open_sqlite(&dir.join("quarry.db"))
+        .await
+        .expect("open SQLite test database");
+    scenario(sqlite.clone()).await;
+    sqlite.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+
+    if let Some(database) = PostgresTestDatabase::create().await {
+        let database = database.expect("create PostgreSQL test database");
+        let postgres = Store::open(&database.url)
+            .await
+            .expect("open PostgreSQL test database");
+        scenario(postgres.clone()).await;
+        postgres.close().await;
+        database.drop().await.expect("drop PostgreSQL test database");
+    }
+}
 
 /// The variable that names a PostgreSQL server (any database on it) for tests.
 pub const TEST_DATABASE_URL_VAR: &str = "QUARRY_TEST_DATABASE_URL";

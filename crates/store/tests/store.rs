@@ -1,34 +1,10 @@
 //! The store's behaviour, run against SQLite and (when `QUARRY_TEST_DATABASE_URL` is set) PostgreSQL.
 
-use std::future::Future;
-
-use quarry_store::testing::PostgresTestDatabase;
+use quarry_store::testing::with_each_store as on_both;
 use quarry_store::{
     CloneStatus, ExternalServiceKind, FetchFailure, FetchSuccess, RepoFilter, RepoUpsert,
     RepoUpsertOutcome, Store, StoreError,
 };
-
-/// Runs a scenario on a fresh SQLite file and on a fresh PostgreSQL database.
-async fn on_both<F, Fut>(scenario: F)
-where
-    F: Fn(Store) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    let dir = tempfile::tempdir().unwrap();
-    let sqlite = Store::open_sqlite(&dir.path().join("quarry.db"))
-        .await
-        .unwrap();
-    scenario(sqlite.clone()).await;
-    sqlite.close().await;
-
-    if let Some(database) = PostgresTestDatabase::create().await {
-        let database = database.expect("create PostgreSQL test database");
-        let postgres = Store::open(&database.url).await.unwrap();
-        scenario(postgres.clone()).await;
-        postgres.close().await;
-        database.drop().await.unwrap();
-    }
-}
 
 #[tokio::test]
 async fn migrations_are_idempotent() {
