@@ -6,12 +6,15 @@
 //!
 //! Invariants: a [`SiteConfig`] value is always valid (there is no way to build an invalid one);
 //! the live handle only ever holds a valid configuration, so a refused document leaves the previous
-//! one in force. This crate does no I/O: storing versions is the store's job.
+//! one in force; every saved version is kept (saving goes through [`SiteConfigManager`], which
+//! refuses an edit based on a stale version).
 
 mod jsonc;
 mod live;
+mod manager;
 mod site;
 
 pub use jsonc::SyntaxError;
 pub use live::LiveSiteConfig;
+pub use manager::{ConfigError, SiteConfigManager};
 pub use site::{DEFAULT_SITE_CONFIG, SiteConfig, SiteConfigError};
