@@ -465,3 +465,15 @@ impl HttpGitClient {
         }
     }
 }
+
+/// Serves a standalone gitserver until `shutdown` completes; requests in flight then finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    git: Arc<LocalGitService>,
+    secret: Option<String>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(git, secret))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -14,8 +14,8 @@ use crate::{GitError, GitService};
 pub const MAX_UPLOAD_PACK_REQUEST: usize = 64 * 1024 * 1024;
 
 /// Answers a smart HTTP request whose path below the mount point is `tail`
-/// (`<repo>/info/refs` or `<repo>/git-upload-pack`). `allow` decides, per repository name, whether
-/// the caller may read it; a refused repository is reported as not found.
+/// (`<repo>/info/refs` or `<repo>/git-upload-pack`). Who may read which repository is the caller's
+/// decision, made before this is called.
 pub async fn serve(
     git: &dyn GitService,
     tail: &str,

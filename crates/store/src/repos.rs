@@ -93,6 +93,8 @@ pub struct RepoFilter {
     /// Case-insensitive substring of the name.
     pub name_contains: Option<String>,
     pub status: Option<CloneStatus>,
+    /// Only the repositories this code host connection provides.
+    pub external_service_id: Option<i64>,
 }
 
 /// One repository as a code host connection lists it.
@@ -156,6 +158,10 @@ fn filter_clause(filter: &RepoFilter) -> (String, Vec<String>, Vec<i64>) {
         conditions.push(format!("clone_status = ${}", texts.len()));
     }
     let mut ints = Vec::new();
+    if let Some(service) = filter.external_service_id {
+        ints.push(service);
+        conditions.push(format!("external_service_id = ${}", texts.len() + ints.len()));
+    }
     if let Some(after) = filter.after_id {
         ints.push(after);
         conditions.push(format!("id > ${}", texts.len() + ints.len()));
@@ -277,11 +283,14 @@ impl Store {
             limit: None,
             ..filter.clone()
         };
-        let (clause, texts, _) = filter_clause(&unpaged);
+        let (clause, texts, ints) = filter_clause(&unpaged);
         let sql = format!("SELECT COUNT(*) AS n FROM repos{clause}");
         let mut query = sqlx::query(&sql);
         for text in texts {
             query = query.bind(text);
+        }
+        for int in ints {
+            query = query.bind(int);
         }
         Ok(query.fetch_one(&self.pool).await?.try_get("n")?)
     }

@@ -1,0 +1,16 @@
+//! What every handler can reach.
+
+use std::sync::Arc;
+
+use quarry_config::SiteConfigManager;
+use quarry_gitserver::GitService;
+use quarry_repos::RepoUpdater;
+use quarry_store::Store;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub git: Arc<dyn GitService>,
+    pub site: Arc<SiteConfigManager>,
+    pub updater: Arc<RepoUpdater>,
+}

@@ -1,0 +1,100 @@
+//! Command-line arguments. Every option that has an environment variable names it in `--help`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "quarry",
+    version,
+    about = "Code search and code intelligence for all of your repositories",
+    long_about = "Quarry mirrors your git repositories and makes their code searchable and navigable.\n\nStart with `quarry serve DIR`: it mirrors every git repository under DIR and serves the instance on http://127.0.0.1:7080.",
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the all-in-one instance: web API, gitserver and background work in one process.
+    Serve(ServeArgs),
+    /// Run a gitserver shard that owns mirrors for the repositories hashed to it.
+    Gitserver(GitserverArgs),
+}
+
+#[derive(Args)]
+#[command(after_help = "\
+Each TARGET is one of:
+  a directory that is a git repository       it is mirrored
+  a directory that is not                     it is scanned for git repositories (nested ones too)
+  a git URL (https://, ssh://, git@host:path, file://)   it is mirrored from there
+With no TARGET, the current directory is used. Targets become code host connections, kept in the
+database: later starts add new targets and keep the old ones.
+
+Environment:
+  QUARRY_LOG_FORMAT=json        structured JSON logs (default: human-readable)
+  QUARRY_LOG=info,quarry=debug  log filter (default: info)
+  QUARRY_GITSERVERS=a:3178,b:3178   use these gitserver shards instead of the in-process one
+  QUARRY_INTERNAL_SECRET         the secret shared with gitserver shards")]
+pub struct ServeArgs {
+    /// Repositories to mirror: directories or git URLs.
+    #[arg(value_name = "TARGET")]
+    pub targets: Vec<String>,
+
+    /// Address to listen on.
+    #[arg(long, env = "QUARRY_LISTEN", default_value = "127.0.0.1:7080")]
+    pub listen: SocketAddr,
+
+    /// Where mirrors and the embedded database live [default: ~/.local/share/quarry].
+    #[arg(long, env = "QUARRY_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// A postgres:// URL to use PostgreSQL instead of the embedded SQLite database.
+    #[arg(long, env = "QUARRY_DATABASE_URL", value_name = "URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// A site configuration file (JSON with comments) saved as the configuration in force.
+    #[arg(long, env = "QUARRY_SITE_CONFIG_FILE", value_name = "FILE")]
+    pub site_config: Option<PathBuf>,
+
+    /// Gitserver shards (comma-separated host:port) instead of the in-process gitserver.
+    #[arg(long, env = "QUARRY_GITSERVERS", value_delimiter = ',', value_name = "ADDRS")]
+    pub gitservers: Vec<String>,
+
+    /// The secret shared with gitserver shards.
+    #[arg(long, env = "QUARRY_INTERNAL_SECRET", hide_env_values = true, value_name = "SECRET")]
+    pub internal_secret: Option<String>,
+}
+
+#[derive(Args)]
+pub struct GitserverArgs {
+    /// Address to listen on. A non-loopback address requires QUARRY_INTERNAL_SECRET.
+    #[arg(long, env = "QUARRY_GITSERVER_LISTEN", default_value = "127.0.0.1:3178")]
+    pub listen: SocketAddr,
+
+    /// Where this shard keeps its mirrors [default: ~/.local/share/quarry].
+    #[arg(long, env = "QUARRY_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// The secret callers must present (Authorization: Bearer).
+    #[arg(long, env = "QUARRY_INTERNAL_SECRET", hide_env_values = true, value_name = "SECRET")]
+    pub internal_secret: Option<String>,
+}
+
+/// The data directory: the option, else `$XDG_DATA_HOME/quarry`, else `~/.local/share/quarry`.
+pub fn data_dir(option: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    if let Some(dir) = option {
+        return Ok(dir);
+    }
+    if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return Ok(PathBuf::from(xdg).join("quarry"));
+    }
+    match std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+        Some(home) => Ok(PathBuf::from(home).join(".local/share/quarry")),
+        None => anyhow::bail!("cannot find a home directory: pass --data-dir or set QUARRY_DATA_DIR"),
+    }
+}

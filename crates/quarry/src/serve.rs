@@ -1,0 +1,137 @@
+//! `quarry serve`: the all-in-one instance.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use quarry_config::SiteConfigManager;
+use quarry_frontend::AppState;
+use quarry_gitserver::{GitService, HttpGitClient, LocalGitService, ShardedGitService};
+use quarry_repos::{ConnectionConfig, RepoUpdater, connection_for_argument};
+use quarry_store::{RepoFilter, Store, redact_url};
+
+use crate::cli::{ServeArgs, data_dir};
+use crate::shutdown;
+
+/// How long background work may take to stop after the HTTP server has drained.
+const STOP_GRACE: Duration = Duration::from_secs(30);
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let data_dir = data_dir(args.data_dir.clone())?;
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
+
+    // Check every target before anything is stored, so a typo changes nothing.
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    let targets = if args.targets.is_empty() {
+        vec![".".to_string()]
+    } else {
+        args.targets.clone()
+    };
+    let connections = targets
+        .iter()
+        .map(|target| connection_for_argument(target, &cwd))
+        .collect::<Result<Vec<_>, _>>()?;
+
+    let seed = match &args.site_config {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read site configuration {}", path.display()))?,
+        ),
+        None => None,
+    };
+
+    let store = match &args.database_url {
+        Some(url) => Store::open(url).await?,
+        None => Store::open_sqlite(&data_dir.join("quarry.db")).await?,
+    };
+    let site = SiteConfigManager::load(store.clone(), seed.as_deref())
+        .await
+        .context("site configuration refused; nothing was changed")?;
+    let site = Arc::new(site);
+
+    let git = gitserver(&args, &data_dir)?;
+    for connection in &connections {
+        ensure_connection(&store, connection).await?;
+    }
+
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+
+    let updater = Arc::new(RepoUpdater::new(store.clone(), git.clone(), site.live()));
+    updater.sync_due_connections().await?;
+    let repo_count = store.count_repos(&RepoFilter::default()).await?;
+
+    println!("Quarry is running at http://{}", args.listen);
+    println!("  data directory: {}", data_dir.display());
+    match &args.database_url {
+        Some(url) => println!("  database:       {} ({})", store.dialect().name(), redact_url(url)),
+        None => println!("  database:       {}", store.dialect().name()),
+    }
+    println!("  repositories:   {repo_count}");
+    println!("  GraphQL API:    http://{}/.api/graphql", args.listen);
+
+    let shutdown = shutdown::on_signal();
+    let background = shutdown.child_token();
+    let updater_task = tokio::spawn(updater.clone().run(background.clone()));
+    let watch_task = tokio::spawn(site.clone().watch(background.clone()));
+
+    let state = AppState {
+        store: store.clone(),
+        git,
+        site,
+        updater,
+    };
+    let served = quarry_frontend::serve(listener, state, shutdown.clone()).await;
+    background.cancel();
+    let stopped = tokio::time::timeout(STOP_GRACE, async {
+        let _ = updater_task.await;
+        let _ = watch_task.await;
+    })
+    .await;
+    if stopped.is_err() {
+        tracing::warn!("background work did not stop in time");
+    }
+    store.close().await;
+    tracing::info!("stopped");
+    served.context("HTTP server failed")
+}
+
+fn gitserver(args: &ServeArgs, data_dir: &Path) -> anyhow::Result<Arc<dyn GitService>> {
+    let shards: Vec<&String> = args.gitservers.iter().filter(|s| !s.trim().is_empty()).collect();
+    if shards.is_empty() {
+        let local = LocalGitService::open(&data_dir.join("repos"))
+            .with_context(|| format!("cannot use mirror directory under {}", data_dir.display()))?;
+        return Ok(Arc::new(local));
+    }
+    let clients = shards
+        .into_iter()
+        .map(|address| {
+            let client: Box<dyn GitService> =
+                Box::new(HttpGitClient::new(address.trim(), args.internal_secret.clone()));
+            (address.trim().to_string(), client)
+        })
+        .collect();
+    Ok(Arc::new(ShardedGitService::new(clients)?))
+}
+
+/// Creates the connection for a `quarry serve` target unless an identical one exists.
+async fn ensure_connection(store: &Store, connection: &ConnectionConfig) -> anyhow::Result<()> {
+    for existing in store.list_external_services().await? {
+        if existing.kind == connection.kind()
+            && ConnectionConfig::parse(existing.kind, &existing.config).ok().as_ref() == Some(connection)
+        {
+            return Ok(());
+        }
+    }
+    let display_name = match connection {
+        ConnectionConfig::Local(local) => format!("Local: {}", local.root.display()),
+        ConnectionConfig::Other(other) => format!("Git: {}", other.url),
+    };
+    store
+        .create_external_service(connection.kind(), &display_name, &connection.to_json())
+        .await?;
+    Ok(())
+}

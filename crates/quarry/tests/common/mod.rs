@@ -1,0 +1,258 @@
+//! Running the real `quarry` binary on loopback ports, and talking to it as a client would.
+
+#![allow(dead_code)] // Each test binary uses its own part of these helpers.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use quarry_store::testing::PostgresTestDatabase;
+use serde_json::{Value, json};
+
+/// How long a test waits for a condition before it fails.
+pub const DEADLINE: Duration = Duration::from_secs(90);
+
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_quarry")
+}
+
+/// A free loopback port (bound, then released for the process under test).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// The databases every end-to-end scenario runs on: the embedded default, and PostgreSQL when
+/// `QUARRY_TEST_DATABASE_URL` names a server.
+pub enum Database {
+    Embedded,
+    Postgres(PostgresTestDatabase),
+}
+
+impl Database {
+    pub async fn all() -> Vec<Database> {
+        let mut all = vec![Database::Embedded];
+        if let Some(postgres) = PostgresTestDatabase::create().await {
+            all.push(Database::Postgres(postgres.expect("create PostgreSQL test database")));
+        }
+        all
+    }
+
+    pub fn args(&self) -> Vec<String> {
+        match self {
+            Database::Embedded => Vec::new(),
+            Database::Postgres(db) => vec!["--database-url".into(), db.url.clone()],
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Database::Embedded => "SQLite",
+            Database::Postgres(_) => "PostgreSQL",
+        }
+    }
+
+    pub async fn cleanup(self) {
+        if let Database::Postgres(db) = self {
+            db.drop().await.expect("drop PostgreSQL test database");
+        }
+    }
+}
+
+/// A running `quarry serve`.
+pub struct Instance {
+    child: Option<Child>,
+    pub url: String,
+    pub data_dir: PathBuf,
+    pub log: PathBuf,
+    client: reqwest::Client,
+}
+
+impl Instance {
+    /// Starts `quarry serve` with these extra arguments and waits until it answers.
+    pub async fn serve(data_dir: &Path, args: &[String], env: &[(&str, &str)]) -> Instance {
+        let port = free_port();
+        let log = data_dir.with_extension(format!("{port}.log"));
+        let stderr = std::fs::File::create(&log).expect("create log file");
+        let mut command = Command::new(binary());
+        command
+            .arg("serve")
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(args)
+            .env_remove("QUARRY_DATABASE_URL")
+            .env_remove("QUARRY_GITSERVERS")
+            .stdout(Stdio::null())
+            .stderr(stderr);
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let child = command.spawn().expect("start quarry serve");
+        let instance = Instance {
+            child: Some(child),
+            url: format!("http://127.0.0.1:{port}"),
+            data_dir: data_dir.to_path_buf(),
+            log,
+            client: reqwest::Client::new(),
+        };
+        instance.wait_healthy().await;
+        instance
+    }
+
+    async fn wait_healthy(&self) {
+        let started = Instant::now();
+        loop {
+            if let Ok(response) = self.client.get(format!("{}/-/healthz", self.url)).send().await {
+                if response.status().is_success() {
+                    return;
+                }
+            }
+            assert!(
+                started.elapsed() < DEADLINE,
+                "quarry did not become healthy; log:\n{}",
+                self.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .expect("GET")
+    }
+
+    /// Runs a GraphQL request and returns the whole response (`data` and `errors`).
+    pub async fn graphql(&self, query: &str, variables: Value) -> Value {
+        self.client
+            .post(format!("{}/.api/graphql", self.url))
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await
+            .expect("POST /.api/graphql")
+            .json()
+            .await
+            .expect("GraphQL answers JSON")
+    }
+
+    /// Runs a GraphQL request that must succeed, and returns its `data`.
+    pub async fn data(&self, query: &str, variables: Value) -> Value {
+        let response = self.graphql(query, variables).await;
+        assert!(response.get("errors").is_none(), "GraphQL errors: {response}");
+        response["data"].clone()
+    }
+
+    /// Polls a query until `done` holds for its data.
+    pub async fn wait_for(&self, query: &str, variables: Value, done: impl Fn(&Value) -> bool) -> Value {
+        let started = Instant::now();
+        loop {
+            let data = self.data(query, variables.clone()).await;
+            if done(&data) {
+                return data;
+            }
+            assert!(
+                started.elapsed() < DEADLINE,
+                "condition not reached; last answer {data}\nlog:\n{}",
+                self.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The repositories as the API lists them, by name.
+    pub async fn repositories(&self) -> Vec<Value> {
+        let data = self.data(REPOSITORIES, json!({})).await;
+        data["repositories"]["nodes"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Waits until no repository is cloning or waiting for its first clone.
+    pub async fn wait_settled(&self, expected: usize) -> Vec<Value> {
+        let data = self
+            .wait_for(REPOSITORIES, json!({}), |data| {
+                let nodes = data["repositories"]["nodes"].as_array();
+                nodes.is_some_and(|nodes| {
+                    nodes.len() == expected
+                        && nodes.iter().all(|n| {
+                            let status = n["mirrorInfo"]["cloneStatus"].as_str().unwrap_or("");
+                            status == "CLONED" || status == "FAILED"
+                        })
+                })
+            })
+            .await;
+        data["repositories"]["nodes"].as_array().cloned().unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).unwrap_or(0)
+    }
+
+    /// Sends SIGTERM and waits for the process to exit; returns whether it exited successfully.
+    pub fn terminate(&mut self) -> bool {
+        let Some(mut child) = self.child.take() else {
+            return false;
+        };
+        // SAFETY: kill(2) on the pid of a child this test started and has not yet reaped.
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGTERM);
+        }
+        child.wait().map(|s| s.success()).unwrap_or(false)
+    }
+
+    /// Kills the process with SIGKILL, as a crash would.
+    pub fn crash(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        self.crash();
+    }
+}
+
+pub const REPOSITORIES: &str = r#"{
+  repositories(first: 100) {
+    totalCount
+    nodes {
+      id name url
+      mirrorInfo { cloned cloneInProgress cloneStatus lastError updatedAt }
+      defaultBranch { name displayName target { oid } }
+    }
+  }
+}"#;
+
+/// The node of a repository in a listing.
+pub fn repo<'a>(nodes: &'a [Value], name: &str) -> &'a Value {
+    nodes
+        .iter()
+        .find(|n| n["name"] == name)
+        .unwrap_or_else(|| panic!("repository {name} not listed in {nodes:?}"))
+}
+
+/// Runs git in a directory and returns its trimmed output.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let output = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run git");
+    assert!(
+        output.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
