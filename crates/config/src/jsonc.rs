@@ -150,9 +150,6 @@ mod tests {
 
     #[test]
     fn escaped_quotes_keep_string_state() {
-        assert_eq!(
-            parse(r#"{"a": "x\"//y"}"#).unwrap(),
-            json!({"a": "x\"//y"})
-        );
+        assert_eq!(parse(r#"{"a": "x\"//y"}"#).unwrap(), json!({"a": "x\"//y"}));
     }
 }

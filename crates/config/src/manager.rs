@@ -101,7 +101,10 @@ impl SiteConfigManager {
                 _ = tokio::time::sleep(REFRESH_INTERVAL) => {}
             }
             match self.refresh().await {
-                Ok(true) => tracing::info!(version = self.live.version(), "applied site configuration saved elsewhere"),
+                Ok(true) => tracing::info!(
+                    version = self.live.version(),
+                    "applied site configuration saved elsewhere"
+                ),
                 Ok(false) => {}
                 Err(e) => tracing::warn!(error = %e, "could not refresh site configuration"),
             }

@@ -12,9 +12,14 @@ use crate::jsonc::{self, SyntaxError};
 enum Kind {
     Bool,
     /// An integer within the inclusive bounds.
-    Integer { min: i64, max: i64 },
+    Integer {
+        min: i64,
+        max: i64,
+    },
     /// A string of at least this many characters.
-    String { min_len: usize },
+    String {
+        min_len: usize,
+    },
     /// An absolute http or https URL.
     AbsoluteUrl,
     StringArray,
@@ -289,8 +294,14 @@ mod tests {
         let messages = err.messages();
         let has = |prefix: &str| messages.iter().any(|m| m.starts_with(prefix));
         assert!(has("externalURL: must be an absolute"), "{messages:?}");
-        assert!(has("executors.accessToken: must be at least 20"), "{messages:?}");
-        assert!(has("gitMaxConcurrentClones: must be between 1"), "{messages:?}");
+        assert!(
+            has("executors.accessToken: must be at least 20"),
+            "{messages:?}"
+        );
+        assert!(
+            has("gitMaxConcurrentClones: must be between 1"),
+            "{messages:?}"
+        );
         assert!(has("auth.providers[1].type: is required"), "{messages:?}");
         assert!(has("noSuchKey: unknown key"), "{messages:?}");
         assert_eq!(messages.len(), 5, "{messages:?}");

@@ -31,7 +31,10 @@ const MAX_GRAPHQL_BODY: usize = 4 * 1024 * 1024;
 pub fn router(state: AppState) -> Router {
     let schema = graphql::schema(state.clone());
     let api = Router::new()
-        .route("/.api/graphql", post(graphql::handler).get(graphql::handler))
+        .route(
+            "/.api/graphql",
+            post(graphql::handler).get(graphql::handler),
+        )
         .layer(DefaultBodyLimit::max(MAX_GRAPHQL_BODY))
         .with_state(schema);
     let internal = Router::new()

@@ -57,7 +57,10 @@ pub async fn observe_requests(request: Request, next: Next) -> Response {
 }
 
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    if let (Some(gauge), Ok(counts)) = (REPOSITORIES.as_ref(), state.store.repo_status_counts().await) {
+    if let (Some(gauge), Ok(counts)) = (
+        REPOSITORIES.as_ref(),
+        state.store.repo_status_counts().await,
+    ) {
         for (status, count) in counts {
             gauge.with_label_values(&[status.as_str()]).set(count);
         }
@@ -67,7 +70,10 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         return (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response();
     }
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         body,
     )
         .into_response()

@@ -130,7 +130,10 @@ impl<'a> Git<'a> {
         let result = tokio::time::timeout(self.timeout, self.run_unbounded()).await;
         let result = match result {
             Ok(result) => result,
-            Err(_) => Err(GitError::Timeout(subcommand.clone(), self.timeout.as_secs())),
+            Err(_) => Err(GitError::Timeout(
+                subcommand.clone(),
+                self.timeout.as_secs(),
+            )),
         };
         observe_exec(&subcommand, result.is_ok(), started.elapsed());
         result

@@ -75,14 +75,21 @@ pub fn router(git: Arc<LocalGitService>, secret: Option<String>) -> axum::Router
         .route("/git-api/{op}", post(operation))
         .route("/git/{*tail}", any(smart_http_route))
         .layer(DefaultBodyLimit::max(smart_http::MAX_UPLOAD_PACK_REQUEST))
-        .layer(middleware::from_fn_with_state(state.clone(), require_secret));
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            require_secret,
+        ));
     axum::Router::new()
         .route("/-/healthz", get(|| async { "ok\n" }))
         .merge(protected)
         .with_state(state)
 }
 
-async fn require_secret(State(state): State<ServerState>, request: Request, next: Next) -> Response {
+async fn require_secret(
+    State(state): State<ServerState>,
+    request: Request,
+    next: Next,
+) -> Response {
     if let Some(secret) = &state.secret {
         let presented = request
             .headers()
@@ -150,7 +157,11 @@ fn wire_error(error: &GitError) -> Response {
     (status, Json(error)).into_response()
 }
 
-async fn operation(State(state): State<ServerState>, Path(op): Path<String>, body: Bytes) -> Response {
+async fn operation(
+    State(state): State<ServerState>,
+    Path(op): Path<String>,
+    body: Bytes,
+) -> Response {
     let git = state.git.as_ref();
     let result = async {
         Ok::<Response, GitError>(match op.as_str() {
@@ -240,10 +251,7 @@ impl HttpGitClient {
         }
     }
 
-    async fn send(
-        &self,
-        builder: reqwest::RequestBuilder,
-    ) -> Result<reqwest::Response, GitError> {
+    async fn send(&self, builder: reqwest::RequestBuilder) -> Result<reqwest::Response, GitError> {
         let response = builder
             .send()
             .await
@@ -253,13 +261,15 @@ impl HttpGitClient {
         }
         let status = response.status();
         let body = response.bytes().await.unwrap_or_default();
-        Err(serde_json::from_slice::<GitError>(&body).unwrap_or_else(|_| {
-            GitError::Unavailable(format!(
-                "{} answered {status}: {}",
-                self.base,
-                String::from_utf8_lossy(&body).trim()
-            ))
-        }))
+        Err(
+            serde_json::from_slice::<GitError>(&body).unwrap_or_else(|_| {
+                GitError::Unavailable(format!(
+                    "{} answered {status}: {}",
+                    self.base,
+                    String::from_utf8_lossy(&body).trim()
+                ))
+            }),
+        )
     }
 
     async fn call_raw(
@@ -348,7 +358,8 @@ impl GitService for HttpGitClient {
     }
 
     async fn commit(&self, repo: &str, rev_: &str) -> Result<Commit, GitError> {
-        self.call("commit", &rev(repo, rev_, 0), CLIENT_TIMEOUT).await
+        self.call("commit", &rev(repo, rev_, 0), CLIENT_TIMEOUT)
+            .await
     }
 
     async fn commit_log(
@@ -421,8 +432,14 @@ impl GitService for HttpGitClient {
         request: Bytes,
     ) -> Result<ByteStream, GitError> {
         let mut builder = self
-            .request(reqwest::Method::POST, &format!("/git/{repo}/git-upload-pack"))
-            .header(header::CONTENT_TYPE.as_str(), "application/x-git-upload-pack-request")
+            .request(
+                reqwest::Method::POST,
+                &format!("/git/{repo}/git-upload-pack"),
+            )
+            .header(
+                header::CONTENT_TYPE.as_str(),
+                "application/x-git-upload-pack-request",
+            )
             .body(request);
         if let Some(protocol) = git_protocol {
             builder = builder.header("git-protocol", protocol);

@@ -30,7 +30,7 @@ pub use local::LocalGitService;
 pub use name::validate_repo_name;
 pub use secret::{INTERNAL_SECRET_VAR, bearer_matches, secrets_match};
 pub use service::{
-    Commit, EntryKind, GitService, Signature, SyncResult, TreeEntry, validate_oid,
-    validate_path, validate_revision,
+    Commit, EntryKind, GitService, Signature, SyncResult, TreeEntry, validate_oid, validate_path,
+    validate_revision,
 };
 pub use shards::{ShardedGitService, rendezvous_owner};

@@ -90,9 +90,13 @@ impl LocalGitService {
     }
 
     async fn healthy(path: &Path) -> bool {
-        match Self::git(path, &["rev-parse", "--is-bare-repository"], OPERATION_TIMEOUT)
-            .run()
-            .await
+        match Self::git(
+            path,
+            &["rev-parse", "--is-bare-repository"],
+            OPERATION_TIMEOUT,
+        )
+        .run()
+        .await
         {
             Ok(out) => out.stdout.starts_with(b"true"),
             Err(_) => false,
@@ -316,7 +320,10 @@ impl GitService for LocalGitService {
                     Err(e) => return Err(e),
                 }
             } else {
-                tracing::warn!(repo, "mirror is not a usable git repository; cloning it again");
+                tracing::warn!(
+                    repo,
+                    "mirror is not a usable git repository; cloning it again"
+                );
             }
             self.discard(&path).await?;
             recloned = true;
@@ -352,7 +359,13 @@ impl GitService for LocalGitService {
         let spec = format!("{rev}^{{commit}}");
         let out = Self::git(
             &path,
-            &["rev-parse", "--verify", "--quiet", "--end-of-options", &spec],
+            &[
+                "rev-parse",
+                "--verify",
+                "--quiet",
+                "--end-of-options",
+                &spec,
+            ],
             OPERATION_TIMEOUT,
         )
         .run()

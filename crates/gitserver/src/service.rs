@@ -80,8 +80,12 @@ pub trait GitService: Send + Sync + 'static {
     async fn commit(&self, repo: &str, rev: &str) -> Result<Commit, GitError>;
 
     /// The newest `limit` commits reachable from `rev`.
-    async fn commit_log(&self, repo: &str, rev: &str, limit: usize)
-    -> Result<Vec<Commit>, GitError>;
+    async fn commit_log(
+        &self,
+        repo: &str,
+        rev: &str,
+        limit: usize,
+    ) -> Result<Vec<Commit>, GitError>;
 
     /// The entries of a directory (`""` for the root) at a commit.
     async fn list_tree(

@@ -162,7 +162,9 @@ mod tests {
 
     #[test]
     fn owners_spread_evenly_and_adding_a_shard_moves_about_one_in_n() {
-        let repos: Vec<String> = (0..20_000).map(|i| format!("github.com/org/repo-{i}")).collect();
+        let repos: Vec<String> = (0..20_000)
+            .map(|i| format!("github.com/org/repo-{i}"))
+            .collect();
         let three = names(3);
         let four = names(4);
         let mut per_shard = [0usize; 3];

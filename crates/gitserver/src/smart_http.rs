@@ -65,7 +65,10 @@ pub async fn serve(
     }
     if let Some(repo) = tail.strip_suffix("/git-upload-pack") {
         if method != Method::POST {
-            return plain(StatusCode::METHOD_NOT_ALLOWED, "use POST for git-upload-pack");
+            return plain(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "use POST for git-upload-pack",
+            );
         }
         let request = match decode_body(headers, body) {
             Ok(request) => request,

@@ -48,7 +48,10 @@ impl TestRepo {
             std::fs::write(file, contents)?;
         }
         git(&self.path, &["add", "--all"])?;
-        git(&self.path, &["commit", "--quiet", "--allow-empty", "-m", message])?;
+        git(
+            &self.path,
+            &["commit", "--quiet", "--allow-empty", "-m", message],
+        )?;
         self.head()
     }
 

@@ -21,7 +21,10 @@ async fn remote(git: Arc<LocalGitService>, secret: Option<&str>) -> HttpGitClien
 async fn scenario(git: &dyn GitService, local: &LocalGitService, work: &std::path::Path) {
     let origin = TestRepo::init(&work.join("origin")).unwrap();
     let first = origin
-        .commit(&[("README.md", "# hello\n"), ("src/lib.rs", "fn a() {}\n")], "first")
+        .commit(
+            &[("README.md", "# hello\n"), ("src/lib.rs", "fn a() {}\n")],
+            "first",
+        )
         .unwrap();
     let url = origin.path.display().to_string();
 
@@ -31,7 +34,10 @@ async fn scenario(git: &dyn GitService, local: &LocalGitService, work: &std::pat
     assert_eq!(synced.head_commit.as_deref(), Some(first.as_str()));
     assert!(git.is_cloned("team/origin").await.unwrap());
 
-    assert_eq!(git.resolve_revision("team/origin", "main").await.unwrap(), first);
+    assert_eq!(
+        git.resolve_revision("team/origin", "main").await.unwrap(),
+        first
+    );
     assert!(matches!(
         git.resolve_revision("team/origin", "no-such-branch").await,
         Err(GitError::RevisionNotFound { .. })
@@ -47,7 +53,13 @@ async fn scenario(git: &dyn GitService, local: &LocalGitService, work: &std::pat
 
     let root = git.list_tree("team/origin", &first, "").await.unwrap();
     let names: Vec<_> = root.iter().map(|e| (e.name.as_str(), e.kind)).collect();
-    assert_eq!(names, [("README.md", EntryKind::File), ("src", EntryKind::Directory)]);
+    assert_eq!(
+        names,
+        [
+            ("README.md", EntryKind::File),
+            ("src", EntryKind::Directory)
+        ]
+    );
     let src = git.list_tree("team/origin", &first, "src").await.unwrap();
     assert_eq!(src[0].path, "src/lib.rs");
     assert_eq!(src[0].size, Some(10));
@@ -60,7 +72,10 @@ async fn scenario(git: &dyn GitService, local: &LocalGitService, work: &std::pat
         Err(GitError::InvalidArgument(_))
     ));
 
-    let content = git.read_file("team/origin", &first, "src/lib.rs").await.unwrap();
+    let content = git
+        .read_file("team/origin", &first, "src/lib.rs")
+        .await
+        .unwrap();
     assert_eq!(&content[..], b"fn a() {}\n");
     assert!(matches!(
         git.read_file("team/origin", &first, "missing.txt").await,
@@ -72,7 +87,10 @@ async fn scenario(git: &dyn GitService, local: &LocalGitService, work: &std::pat
     ));
 
     let second = origin
-        .commit(&[("src/lib.rs", "fn a() {}\nfn b() {}\n")], "second\n\nwith a body")
+        .commit(
+            &[("src/lib.rs", "fn a() {}\nfn b() {}\n")],
+            "second\n\nwith a body",
+        )
         .unwrap();
     let unchanged_before_fetch = git.resolve_revision("team/origin", "main").await.unwrap();
     assert_eq!(unchanged_before_fetch, first);
@@ -81,15 +99,21 @@ async fn scenario(git: &dyn GitService, local: &LocalGitService, work: &std::pat
     assert!(!fetched.recloned);
     assert_eq!(fetched.head_commit.as_deref(), Some(second.as_str()));
     let again = git.sync("team/origin", &url, TIMEOUT).await.unwrap();
-    assert!(!again.changed, "a fetch that moves nothing reports no change");
+    assert!(
+        !again.changed,
+        "a fetch that moves nothing reports no change"
+    );
 
     let log = git.commit_log("team/origin", "main", 10).await.unwrap();
     assert_eq!(log.len(), 2);
     assert_eq!(log[0].oid, second);
     assert_eq!(log[0].message, "second\n\nwith a body");
-    assert_eq!(log[0].parents, [first.clone()]);
+    assert_eq!(log[0].parents, std::slice::from_ref(&first));
     assert_eq!(log[0].author.email, "test@quarry.invalid");
-    assert_eq!(git.commit("team/origin", &first).await.unwrap().message, "first");
+    assert_eq!(
+        git.commit("team/origin", &first).await.unwrap().message,
+        "first"
+    );
 
     let diff = git.diff("team/origin", &first, &second).await.unwrap();
     assert!(diff.contains("+fn b() {}"), "{diff}");
@@ -122,21 +146,30 @@ async fn scenario(git: &dyn GitService, local: &LocalGitService, work: &std::pat
 
     // An unreachable remote fails with git's own message and leaves no mirror behind.
     let missing = work.join("does-not-exist").display().to_string();
-    let err = git.sync("team/missing", &missing, TIMEOUT).await.unwrap_err();
+    let err = git
+        .sync("team/missing", &missing, TIMEOUT)
+        .await
+        .unwrap_err();
     assert!(
         err.to_string().contains("does not exist") || err.to_string().contains("not appear"),
         "{err}"
     );
     assert!(!git.is_cloned("team/missing").await.unwrap());
     assert!(!local.mirror_path("team/missing").unwrap().exists());
-    assert_eq!(std::fs::read_dir(local.root().join(".tmp")).unwrap().count(), 0);
+    assert_eq!(
+        std::fs::read_dir(local.root().join(".tmp"))
+            .unwrap()
+            .count(),
+        0
+    );
 
     assert!(matches!(
         git.sync("../escape", &url, TIMEOUT).await,
         Err(GitError::InvalidName { .. })
     ));
     assert!(matches!(
-        git.sync("x", "--upload-pack=touch /tmp/pwned", TIMEOUT).await,
+        git.sync("x", "--upload-pack=touch /tmp/pwned", TIMEOUT)
+            .await,
         Err(GitError::InvalidArgument(_))
     ));
 
@@ -165,10 +198,7 @@ async fn remote_gitserver_refuses_callers_without_the_secret() {
     let work = tempfile::tempdir().unwrap();
     let local = Arc::new(LocalGitService::open(&work.path().join("mirrors")).unwrap());
     let right = remote(local.clone(), Some("the-right-secret")).await;
-    let wrong = HttpGitClient::new(
-        right.address(),
-        Some("the-wrong-secret".to_string()),
-    );
+    let wrong = HttpGitClient::new(right.address(), Some("the-wrong-secret".to_string()));
     let err = wrong.ping().await.unwrap_err();
     assert!(err.to_string().contains("401"), "{err}");
     right.ping().await.unwrap();
@@ -180,5 +210,10 @@ async fn leftovers_of_a_crash_are_cleared_at_open() {
     let root = work.path().join("mirrors");
     std::fs::create_dir_all(root.join(".tmp/half-made-clone/objects")).unwrap();
     let local = LocalGitService::open(&root).unwrap();
-    assert_eq!(std::fs::read_dir(local.root().join(".tmp")).unwrap().count(), 0);
+    assert_eq!(
+        std::fs::read_dir(local.root().join(".tmp"))
+            .unwrap()
+            .count(),
+        0
+    );
 }

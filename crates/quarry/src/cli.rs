@@ -54,7 +54,12 @@ pub struct ServeArgs {
     pub data_dir: Option<PathBuf>,
 
     /// A postgres:// URL to use PostgreSQL instead of the embedded SQLite database.
-    #[arg(long, env = "QUARRY_DATABASE_URL", value_name = "URL", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "QUARRY_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
     pub database_url: Option<String>,
 
     /// A site configuration file (JSON with comments) saved as the configuration in force.
@@ -62,18 +67,32 @@ pub struct ServeArgs {
     pub site_config: Option<PathBuf>,
 
     /// Gitserver shards (comma-separated host:port) instead of the in-process gitserver.
-    #[arg(long, env = "QUARRY_GITSERVERS", value_delimiter = ',', value_name = "ADDRS")]
+    #[arg(
+        long,
+        env = "QUARRY_GITSERVERS",
+        value_delimiter = ',',
+        value_name = "ADDRS"
+    )]
     pub gitservers: Vec<String>,
 
     /// The secret shared with gitserver shards.
-    #[arg(long, env = "QUARRY_INTERNAL_SECRET", hide_env_values = true, value_name = "SECRET")]
+    #[arg(
+        long,
+        env = "QUARRY_INTERNAL_SECRET",
+        hide_env_values = true,
+        value_name = "SECRET"
+    )]
     pub internal_secret: Option<String>,
 }
 
 #[derive(Args)]
 pub struct GitserverArgs {
     /// Address to listen on. A non-loopback address requires QUARRY_INTERNAL_SECRET.
-    #[arg(long, env = "QUARRY_GITSERVER_LISTEN", default_value = "127.0.0.1:3178")]
+    #[arg(
+        long,
+        env = "QUARRY_GITSERVER_LISTEN",
+        default_value = "127.0.0.1:3178"
+    )]
     pub listen: SocketAddr,
 
     /// Where this shard keeps its mirrors [default: ~/.local/share/quarry].
@@ -81,7 +100,12 @@ pub struct GitserverArgs {
     pub data_dir: Option<PathBuf>,
 
     /// The secret callers must present (Authorization: Bearer).
-    #[arg(long, env = "QUARRY_INTERNAL_SECRET", hide_env_values = true, value_name = "SECRET")]
+    #[arg(
+        long,
+        env = "QUARRY_INTERNAL_SECRET",
+        hide_env_values = true,
+        value_name = "SECRET"
+    )]
     pub internal_secret: Option<String>,
 }
 
@@ -95,6 +119,8 @@ pub fn data_dir(option: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     }
     match std::env::var_os("HOME").filter(|v| !v.is_empty()) {
         Some(home) => Ok(PathBuf::from(home).join(".local/share/quarry")),
-        None => anyhow::bail!("cannot find a home directory: pass --data-dir or set QUARRY_DATA_DIR"),
+        None => {
+            anyhow::bail!("cannot find a home directory: pass --data-dir or set QUARRY_DATA_DIR")
+        }
     }
 }

@@ -67,7 +67,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     println!("Quarry is running at http://{}", args.listen);
     println!("  data directory: {}", data_dir.display());
     match &args.database_url {
-        Some(url) => println!("  database:       {} ({})", store.dialect().name(), redact_url(url)),
+        Some(url) => println!(
+            "  database:       {} ({})",
+            store.dialect().name(),
+            redact_url(url)
+        ),
         None => println!("  database:       {}", store.dialect().name()),
     }
     println!("  repositories:   {repo_count}");
@@ -100,7 +104,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 fn gitserver(args: &ServeArgs, data_dir: &Path) -> anyhow::Result<Arc<dyn GitService>> {
-    let shards: Vec<&String> = args.gitservers.iter().filter(|s| !s.trim().is_empty()).collect();
+    let shards: Vec<&String> = args
+        .gitservers
+        .iter()
+        .filter(|s| !s.trim().is_empty())
+        .collect();
     if shards.is_empty() {
         let local = LocalGitService::open(&data_dir.join("repos"))
             .with_context(|| format!("cannot use mirror directory under {}", data_dir.display()))?;
@@ -109,8 +117,10 @@ fn gitserver(args: &ServeArgs, data_dir: &Path) -> anyhow::Result<Arc<dyn GitSer
     let clients = shards
         .into_iter()
         .map(|address| {
-            let client: Box<dyn GitService> =
-                Box::new(HttpGitClient::new(address.trim(), args.internal_secret.clone()));
+            let client: Box<dyn GitService> = Box::new(HttpGitClient::new(
+                address.trim(),
+                args.internal_secret.clone(),
+            ));
             (address.trim().to_string(), client)
         })
         .collect();
@@ -121,7 +131,10 @@ fn gitserver(args: &ServeArgs, data_dir: &Path) -> anyhow::Result<Arc<dyn GitSer
 async fn ensure_connection(store: &Store, connection: &ConnectionConfig) -> anyhow::Result<()> {
     for existing in store.list_external_services().await? {
         if existing.kind == connection.kind()
-            && ConnectionConfig::parse(existing.kind, &existing.config).ok().as_ref() == Some(connection)
+            && ConnectionConfig::parse(existing.kind, &existing.config)
+                .ok()
+                .as_ref()
+                == Some(connection)
         {
             return Ok(());
         }

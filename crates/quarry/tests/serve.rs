@@ -36,7 +36,10 @@ async fn mirrors_a_directory_of_repositories(database: &Database) {
         let origin = TestRepo::init(&code.join(name)).unwrap();
         let head = origin
             .commit(
-                &[("README.md", &format!("# {name}\n")), ("src/main.rs", "fn main() {}\n")],
+                &[
+                    ("README.md", &format!("# {name}\n")),
+                    ("src/main.rs", "fn main() {}\n"),
+                ],
                 &format!("start {name}"),
             )
             .unwrap();
@@ -51,7 +54,13 @@ async fn mirrors_a_directory_of_repositories(database: &Database) {
     let nodes = instance.wait_settled(4).await;
     for (name, _, head) in &heads {
         let node = repo(&nodes, name);
-        assert_eq!(node["mirrorInfo"]["cloned"], true, "{} on {}", name, database.name());
+        assert_eq!(
+            node["mirrorInfo"]["cloned"],
+            true,
+            "{} on {}",
+            name,
+            database.name()
+        );
         assert_eq!(node["mirrorInfo"]["lastError"], serde_json::Value::Null);
         assert_eq!(node["defaultBranch"]["displayName"], "main");
         assert_eq!(node["defaultBranch"]["target"]["oid"], head.as_str());
@@ -67,7 +76,9 @@ async fn mirrors_a_directory_of_repositories(database: &Database) {
         "git's own message is shown: {failed}"
     );
 
-    let data = instance.data(HEAD_AND_FILE, json!({"name": "team/tools"})).await;
+    let data = instance
+        .data(HEAD_AND_FILE, json!({"name": "team/tools"}))
+        .await;
     let commit = &data["repository"]["commit"];
     assert_eq!(commit["oid"], heads[2].2.as_str());
     assert_eq!(commit["subject"], "start team/tools");
@@ -85,7 +96,9 @@ async fn mirrors_a_directory_of_repositories(database: &Database) {
 
     // A commit pushed to an origin arrives after a triggered fetch.
     let (_, api_origin, _) = &heads[0];
-    let pushed = api_origin.commit(&[("CHANGELOG.md", "new\n")], "a new commit").unwrap();
+    let pushed = api_origin
+        .commit(&[("CHANGELOG.md", "new\n")], "a new commit")
+        .unwrap();
     let api_id = repo(&nodes, "api")["id"].clone();
     instance
         .data(
@@ -103,7 +116,12 @@ async fn mirrors_a_directory_of_repositories(database: &Database) {
     let clone = work.path().join("clone");
     git(
         work.path(),
-        &["clone", "--quiet", &format!("{}/.internal/git/team/tools", instance.url), &clone.display().to_string()],
+        &[
+            "clone",
+            "--quiet",
+            &format!("{}/.internal/git/team/tools", instance.url),
+            &clone.display().to_string(),
+        ],
     );
     assert_eq!(git(&clone, &["rev-parse", "HEAD"]), heads[2].2);
 

@@ -70,7 +70,9 @@ impl ConnectionConfig {
                     )));
                 }
                 if local.max_depth.is_some_and(|d| d > MAX_MAX_DEPTH) {
-                    return Err(invalid(format!("maxDepth: must be at most {MAX_MAX_DEPTH}")));
+                    return Err(invalid(format!(
+                        "maxDepth: must be at most {MAX_MAX_DEPTH}"
+                    )));
                 }
                 Ok(ConnectionConfig::Local(local))
             }
@@ -87,8 +89,13 @@ impl ConnectionConfig {
                     return Err(invalid("repos: list at least one repository".into()));
                 }
                 for (i, repo) in other.repos.iter().enumerate() {
-                    if repo.trim().is_empty() || repo.starts_with('-') || repo.chars().any(char::is_control) {
-                        return Err(invalid(format!("repos[{i}]: {repo:?} is not a repository path")));
+                    if repo.trim().is_empty()
+                        || repo.starts_with('-')
+                        || repo.chars().any(char::is_control)
+                    {
+                        return Err(invalid(format!(
+                            "repos[{i}]: {repo:?} is not a repository path"
+                        )));
                     }
                 }
                 Ok(ConnectionConfig::Other(other))
@@ -157,8 +164,10 @@ fn check_names(discovery: &mut Discovery) {
 /// Whether git would take this as a remote URL.
 pub fn is_git_url(url: &str) -> bool {
     if let Some((scheme, rest)) = url.split_once("://") {
-        return matches!(scheme, "http" | "https" | "ssh" | "git" | "file" | "git+ssh")
-            && !rest.is_empty();
+        return matches!(
+            scheme,
+            "http" | "https" | "ssh" | "git" | "file" | "git+ssh"
+        ) && !rest.is_empty();
     }
     scp_like(url).is_some()
 }
@@ -232,9 +241,8 @@ pub fn connection_for_argument(argument: &str, cwd: &Path) -> Result<ConnectionC
         }));
     }
     let path = cwd.join(argument);
-    let root = std::fs::canonicalize(&path).map_err(|e| {
-        RepoError::Discovery(format!("cannot use {}: {e}", path.display()))
-    })?;
+    let root = std::fs::canonicalize(&path)
+        .map_err(|e| RepoError::Discovery(format!("cannot use {}: {e}", path.display())))?;
     if !root.is_dir() {
         return Err(RepoError::Discovery(format!(
             "{} is not a directory",
@@ -359,17 +367,47 @@ mod tests {
     fn urls_split_into_connections_and_names() {
         let cwd = Path::new("/");
         let cases = [
-            ("https://github.com/org/repo", "https://github.com", "org/repo", "github.com/org/repo"),
-            ("https://github.com/org/repo.git", "https://github.com", "org/repo.git", "github.com/org/repo"),
-            ("git@github.com:org/repo.git", "git@github.com:", "org/repo.git", "github.com/org/repo"),
-            ("ssh://git@host:2222/a/b.git", "ssh://git@host:2222", "a/b.git", "host/a/b"),
-            ("file:///srv/git/foo.git", "file:///srv/git", "foo.git", "foo"),
+            (
+                "https://github.com/org/repo",
+                "https://github.com",
+                "org/repo",
+                "github.com/org/repo",
+            ),
+            (
+                "https://github.com/org/repo.git",
+                "https://github.com",
+                "org/repo.git",
+                "github.com/org/repo",
+            ),
+            (
+                "git@github.com:org/repo.git",
+                "git@github.com:",
+                "org/repo.git",
+                "github.com/org/repo",
+            ),
+            (
+                "ssh://git@host:2222/a/b.git",
+                "ssh://git@host:2222",
+                "a/b.git",
+                "host/a/b",
+            ),
+            (
+                "file:///srv/git/foo.git",
+                "file:///srv/git",
+                "foo.git",
+                "foo",
+            ),
         ];
         for (argument, url, repo, name) in cases {
-            let ConnectionConfig::Other(other) = connection_for_argument(argument, cwd).unwrap() else {
+            let ConnectionConfig::Other(other) = connection_for_argument(argument, cwd).unwrap()
+            else {
                 panic!("{argument} is a URL");
             };
-            assert_eq!((other.url.as_str(), other.repos[0].as_str()), (url, repo), "{argument}");
+            assert_eq!(
+                (other.url.as_str(), other.repos[0].as_str()),
+                (url, repo),
+                "{argument}"
+            );
             let found = ConnectionConfig::Other(other).discover().unwrap();
             assert_eq!(found.repos[0].name, name, "{argument}");
             assert_eq!(found.repos[0].clone_url, argument, "{argument}");
@@ -385,7 +423,10 @@ mod tests {
             r#"{"url": "https://x", "repos": ["a"], "extra": 1}"#,
             r#"not json"#,
         ] {
-            assert!(ConnectionConfig::parse(ExternalServiceKind::Other, bad).is_err(), "{bad}");
+            assert!(
+                ConnectionConfig::parse(ExternalServiceKind::Other, bad).is_err(),
+                "{bad}"
+            );
         }
         assert!(ConnectionConfig::parse(ExternalServiceKind::Local, r#"{"root": "rel"}"#).is_err());
     }
@@ -401,16 +442,30 @@ mod tests {
         let names: Vec<_> = found.repos.iter().map(|r| r.name.as_str()).collect();
         assert_eq!(names, ["ok"]);
         assert_eq!(found.problems.len(), 2, "{:?}", found.problems);
-        assert!(found.problems.iter().any(|p| p.contains("two repositories would be named ok")));
+        assert!(
+            found
+                .problems
+                .iter()
+                .any(|p| p.contains("two repositories would be named ok"))
+        );
     }
 
     #[test]
     fn local_scan_finds_nested_and_bare_repositories() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
-        TestRepo::init(&root.join("alpha")).unwrap().commit(&[("a", "a")], "a").unwrap();
-        TestRepo::init(&root.join("group/beta")).unwrap().commit(&[("b", "b")], "b").unwrap();
-        TestRepo::init(&root.join("alpha/vendor/gamma")).unwrap().commit(&[("c", "c")], "c").unwrap();
+        TestRepo::init(&root.join("alpha"))
+            .unwrap()
+            .commit(&[("a", "a")], "a")
+            .unwrap();
+        TestRepo::init(&root.join("group/beta"))
+            .unwrap()
+            .commit(&[("b", "b")], "b")
+            .unwrap();
+        TestRepo::init(&root.join("alpha/vendor/gamma"))
+            .unwrap()
+            .commit(&[("c", "c")], "c")
+            .unwrap();
         std::process::Command::new("git")
             .args(["init", "--bare", "--quiet"])
             .arg(root.join("delta.git"))
@@ -425,21 +480,40 @@ mod tests {
         });
         let found = config.discover().unwrap();
         let names: Vec<_> = found.repos.iter().map(|r| r.name.as_str()).collect();
-        assert_eq!(names, ["alpha", "alpha/vendor/gamma", "delta", "group/beta"]);
-        assert!(found.complete && found.problems.is_empty(), "{:?}", found.problems);
+        assert_eq!(
+            names,
+            ["alpha", "alpha/vendor/gamma", "delta", "group/beta"]
+        );
+        assert!(
+            found.complete && found.problems.is_empty(),
+            "{:?}",
+            found.problems
+        );
 
         let shallow = ConnectionConfig::Local(LocalConfig {
             root: root.to_path_buf(),
             max_depth: Some(1),
         });
-        let names: Vec<_> = shallow.discover().unwrap().repos.into_iter().map(|r| r.name).collect();
+        let names: Vec<_> = shallow
+            .discover()
+            .unwrap()
+            .repos
+            .into_iter()
+            .map(|r| r.name)
+            .collect();
         assert_eq!(names, ["alpha", "delta"]);
 
         let inside = ConnectionConfig::Local(LocalConfig {
             root: root.join("alpha"),
             max_depth: None,
         });
-        let names: Vec<_> = inside.discover().unwrap().repos.into_iter().map(|r| r.name).collect();
+        let names: Vec<_> = inside
+            .discover()
+            .unwrap()
+            .repos
+            .into_iter()
+            .map(|r| r.name)
+            .collect();
         assert_eq!(names, ["alpha", "alpha/vendor/gamma"]);
     }
 

@@ -103,7 +103,10 @@ impl RepoUpdater {
     /// Lists a connection's repositories and brings the stored list in line with it. Problems
     /// with single repositories (bad names, name conflicts, unreadable directories) are recorded
     /// on the connection and never stop the others.
-    pub async fn sync_connection(&self, service: &ExternalService) -> Result<SyncReport, RepoError> {
+    pub async fn sync_connection(
+        &self,
+        service: &ExternalService,
+    ) -> Result<SyncReport, RepoError> {
         let next_sync_at = self.next_connection_sync();
         let config = match ConnectionConfig::parse(service.kind, &service.config) {
             Ok(config) => config,
@@ -145,7 +148,10 @@ impl RepoUpdater {
         }
         report.listed = listed.len();
         if discovery.complete {
-            report.removed = self.store.remove_unlisted_repos(service.id, &listed).await?;
+            report.removed = self
+                .store
+                .remove_unlisted_repos(service.id, &listed)
+                .await?;
             for name in &report.removed {
                 if let Err(e) = self.git.remove(name).await {
                     tracing::warn!(repo = %name, error = %e, "could not remove mirror");
@@ -206,7 +212,11 @@ impl RepoUpdater {
         let started = Instant::now();
         let result = self
             .git
-            .sync(&repo.name, &repo.clone_url, config.git_long_command_timeout())
+            .sync(
+                &repo.name,
+                &repo.clone_url,
+                config.git_long_command_timeout(),
+            )
             .await;
         let at = now();
         count_sync(operation, result.is_ok());
@@ -263,7 +273,10 @@ impl RepoUpdater {
     pub async fn run(self: Arc<Self>, cancel: CancellationToken) {
         match self.store.reset_interrupted_clones().await {
             Ok(0) => {}
-            Ok(n) => tracing::info!(repositories = n, "clones interrupted by a stop will start again"),
+            Ok(n) => tracing::info!(
+                repositories = n,
+                "clones interrupted by a stop will start again"
+            ),
             Err(e) => tracing::error!(error = %e, "could not reset interrupted clones"),
         }
         let mut running: JoinSet<i64> = JoinSet::new();
@@ -341,8 +354,14 @@ mod tests {
     #[test]
     fn interval_follows_how_recently_a_repository_changed() {
         let at = 1_000_000;
-        assert_eq!(next_fetch_interval(Some(at - 10), true, at), MIN_FETCH_INTERVAL);
-        assert_eq!(next_fetch_interval(Some(at - 10), false, at), MIN_FETCH_INTERVAL);
+        assert_eq!(
+            next_fetch_interval(Some(at - 10), true, at),
+            MIN_FETCH_INTERVAL
+        );
+        assert_eq!(
+            next_fetch_interval(Some(at - 10), false, at),
+            MIN_FETCH_INTERVAL
+        );
         assert_eq!(
             next_fetch_interval(Some(at - 3600), false, at),
             Duration::from_secs(1800)

@@ -10,7 +10,11 @@ use quarry_store::testing::with_each_store;
 use quarry_store::{CloneStatus, ExternalServiceKind, Store};
 
 async fn fetch_all_due(updater: &RepoUpdater, store: &Store) {
-    for repo in store.repos_due_for_fetch(quarry_store::now(), 100).await.unwrap() {
+    for repo in store
+        .repos_due_for_fetch(quarry_store::now(), 100)
+        .await
+        .unwrap()
+    {
         updater.fetch(&repo).await.unwrap();
     }
 }
@@ -60,11 +64,17 @@ async fn connections_become_mirrors_and_problems_stay_with_their_repository() {
         let gone = store.repo_by_name("gone").await.unwrap().unwrap();
         assert_eq!(gone.clone_status, CloneStatus::Failed);
         assert!(
-            gone.last_error.as_deref().unwrap_or("").contains("does not appear to be a git repository"),
+            gone.last_error
+                .as_deref()
+                .unwrap_or("")
+                .contains("does not appear to be a git repository"),
             "{:?}",
             gone.last_error
         );
-        assert!(gone.next_fetch_at > quarry_store::now(), "a failure backs off");
+        assert!(
+            gone.next_fetch_at > quarry_store::now(),
+            "a failure backs off"
+        );
 
         // A second connection that would give another repository the same name is refused, and
         // the first keeps it.
@@ -86,7 +96,13 @@ async fn connections_become_mirrors_and_problems_stay_with_their_repository() {
         assert_eq!(kept.external_service_id, service.id);
         let services = store.list_external_services().await.unwrap();
         let recorded = services.iter().find(|s| s.id == clash_service.id).unwrap();
-        assert!(recorded.last_sync_error.as_deref().unwrap().contains("alpha"));
+        assert!(
+            recorded
+                .last_sync_error
+                .as_deref()
+                .unwrap()
+                .contains("alpha")
+        );
         assert!(
             services
                 .iter()
@@ -126,7 +142,8 @@ async fn a_pushed_commit_arrives_with_the_next_fetch() {
             git.clone(),
             LiveSiteConfig::new(1, SiteConfig::default()),
         );
-        let config = connection_for_argument(&origin.path.display().to_string(), work.path()).unwrap();
+        let config =
+            connection_for_argument(&origin.path.display().to_string(), work.path()).unwrap();
         let service = store
             .create_external_service(ExternalServiceKind::Local, "solo", &config.to_json())
             .await

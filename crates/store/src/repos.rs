@@ -160,7 +160,10 @@ fn filter_clause(filter: &RepoFilter) -> (String, Vec<String>, Vec<i64>) {
     let mut ints = Vec::new();
     if let Some(service) = filter.external_service_id {
         ints.push(service);
-        conditions.push(format!("external_service_id = ${}", texts.len() + ints.len()));
+        conditions.push(format!(
+            "external_service_id = ${}",
+            texts.len() + ints.len()
+        ));
     }
     if let Some(after) = filter.after_id {
         ints.push(after);
@@ -179,12 +182,11 @@ impl Store {
     /// connection with a different URL is a `Conflict`: two repositories may never share a name.
     pub async fn upsert_repo(&self, upsert: RepoUpsert<'_>) -> Result<RepoUpsertOutcome> {
         let mut tx = self.pool.begin().await?;
-        let existing = sqlx::query(
-            "SELECT external_service_id, clone_url FROM repos WHERE name = $1",
-        )
-        .bind(upsert.name)
-        .fetch_optional(&mut *tx)
-        .await?;
+        let existing =
+            sqlx::query("SELECT external_service_id, clone_url FROM repos WHERE name = $1")
+                .bind(upsert.name)
+                .fetch_optional(&mut *tx)
+                .await?;
         let now = now();
         let outcome = match existing {
             None => {
@@ -273,7 +275,12 @@ impl Store {
         for int in ints {
             query = query.bind(int);
         }
-        query.fetch_all(&self.pool).await?.iter().map(repo).collect()
+        query
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(repo)
+            .collect()
     }
 
     /// How many repositories match, ignoring paging.
@@ -422,9 +429,10 @@ impl Store {
 
     /// How many repositories are in each state.
     pub async fn repo_status_counts(&self) -> Result<Vec<(CloneStatus, i64)>> {
-        let rows = sqlx::query("SELECT clone_status, COUNT(*) AS n FROM repos GROUP BY clone_status")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query("SELECT clone_status, COUNT(*) AS n FROM repos GROUP BY clone_status")
+                .fetch_all(&self.pool)
+                .await?;
         let mut counts: Vec<(CloneStatus, i64)> =
             CloneStatus::ALL.iter().map(|s| (*s, 0)).collect();
         for row in rows {

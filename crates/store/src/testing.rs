@@ -34,7 +34,10 @@ where
             .expect("open PostgreSQL test database");
         scenario(postgres.clone()).await;
         postgres.close().await;
-        database.drop().await.expect("drop PostgreSQL test database");
+        database
+            .drop()
+            .await
+            .expect("drop PostgreSQL test database");
     }
 }
 

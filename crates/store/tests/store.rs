@@ -15,7 +15,12 @@ async fn migrations_are_idempotent() {
     store.close().await;
     let reopened = Store::open_sqlite(&path).await.unwrap();
     assert_eq!(
-        reopened.latest_site_config().await.unwrap().unwrap().contents,
+        reopened
+            .latest_site_config()
+            .await
+            .unwrap()
+            .unwrap()
+            .contents,
         "{}"
     );
 }
@@ -103,19 +108,31 @@ async fn repo_names_are_unique_across_connections() {
             clone_url: url,
         };
         assert_eq!(
-            store.upsert_repo(upsert(one.id, "https://h/r")).await.unwrap(),
+            store
+                .upsert_repo(upsert(one.id, "https://h/r"))
+                .await
+                .unwrap(),
             RepoUpsertOutcome::Created
         );
         assert_eq!(
-            store.upsert_repo(upsert(one.id, "https://h/r")).await.unwrap(),
+            store
+                .upsert_repo(upsert(one.id, "https://h/r"))
+                .await
+                .unwrap(),
             RepoUpsertOutcome::Unchanged
         );
         assert_eq!(
-            store.upsert_repo(upsert(two.id, "https://h/r")).await.unwrap(),
+            store
+                .upsert_repo(upsert(two.id, "https://h/r"))
+                .await
+                .unwrap(),
             RepoUpsertOutcome::ProvidedElsewhere
         );
         let conflict = store.upsert_repo(upsert(two.id, "https://other/r")).await;
-        assert!(matches!(conflict, Err(StoreError::Conflict(_))), "{conflict:?}");
+        assert!(
+            matches!(conflict, Err(StoreError::Conflict(_))),
+            "{conflict:?}"
+        );
         let repo = store.repo_by_name("host/r").await.unwrap().unwrap();
         assert_eq!(repo.clone_url, "https://h/r");
         assert_eq!(repo.external_service_id, one.id);
@@ -177,10 +194,7 @@ async fn fetch_outcomes_drive_status_and_schedule() {
         let b = store.repo_by_id(b.id).await.unwrap().unwrap();
         assert_eq!(b.clone_status, CloneStatus::Failed);
         assert_eq!(b.failure_count, 1);
-        assert_eq!(
-            b.last_error.as_deref(),
-            Some("fatal: repository not found")
-        );
+        assert_eq!(b.last_error.as_deref(), Some("fatal: repository not found"));
 
         // A failed fetch of a cloned repository keeps it cloned, with the error shown.
         store
@@ -241,7 +255,12 @@ async fn listing_filters_and_pages() {
             .create_external_service(ExternalServiceKind::Other, "s", "{}")
             .await
             .unwrap();
-        for name in ["github.com/a/One", "github.com/a/two", "gitlab.com/b/three", "x/100%_done"] {
+        for name in [
+            "github.com/a/One",
+            "github.com/a/two",
+            "gitlab.com/b/three",
+            "x/100%_done",
+        ] {
             store
                 .upsert_repo(RepoUpsert {
                     external_service_id: service.id,

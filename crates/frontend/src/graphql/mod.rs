@@ -49,7 +49,10 @@ pub fn sdl() -> String {
     .sdl()
 }
 
-pub async fn handler(State(schema): State<QuarrySchema>, request: GraphQLRequest) -> GraphQLResponse {
+pub async fn handler(
+    State(schema): State<QuarrySchema>,
+    request: GraphQLRequest,
+) -> GraphQLResponse {
     schema.execute(request.into_inner()).await.into()
 }
 

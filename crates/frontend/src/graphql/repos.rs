@@ -80,7 +80,11 @@ impl Repository {
     }
 
     /// The commit a revision names, or null when there is no such revision.
-    async fn commit(&self, ctx: &Context<'_>, rev: String) -> async_graphql::Result<Option<GitCommit>> {
+    async fn commit(
+        &self,
+        ctx: &Context<'_>,
+        rev: String,
+    ) -> async_graphql::Result<Option<GitCommit>> {
         let state = ctx.data::<AppState>()?;
         match state.git.commit(&self.0.name, &rev).await {
             Ok(commit) => Ok(Some(GitCommit {
@@ -207,7 +211,11 @@ impl GitCommit {
         #[graphql(default)] path: String,
     ) -> async_graphql::Result<Option<GitTree>> {
         let state = ctx.data::<AppState>()?;
-        match state.git.list_tree(&self.repo, &self.commit.oid, &path).await {
+        match state
+            .git
+            .list_tree(&self.repo, &self.commit.oid, &path)
+            .await
+        {
             Ok(entries) => Ok(Some(GitTree {
                 path: path.trim_end_matches('/').to_string(),
                 entries: entries
@@ -226,9 +234,17 @@ impl GitCommit {
     }
 
     /// The file at `path`, or null when there is none.
-    async fn blob(&self, ctx: &Context<'_>, path: String) -> async_graphql::Result<Option<GitBlob>> {
+    async fn blob(
+        &self,
+        ctx: &Context<'_>,
+        path: String,
+    ) -> async_graphql::Result<Option<GitBlob>> {
         let state = ctx.data::<AppState>()?;
-        match state.git.read_file(&self.repo, &self.commit.oid, &path).await {
+        match state
+            .git
+            .read_file(&self.repo, &self.commit.oid, &path)
+            .await
+        {
             Ok(bytes) => {
                 let probe = &bytes[..bytes.len().min(8000)];
                 Ok(Some(GitBlob {
@@ -319,7 +335,11 @@ impl RepoQuery {
         let mut repos = state.store.list_repos(&filter).await.map_err(store_error)?;
         let has_next_page = repos.len() as i64 > limit;
         repos.truncate(limit as usize);
-        let total_count = state.store.count_repos(&filter).await.map_err(store_error)?;
+        let total_count = state
+            .store
+            .count_repos(&filter)
+            .await
+            .map_err(store_error)?;
         let end_cursor = repos
             .last()
             .map(|r| encode_id("Repository", r.id).to_string());
@@ -333,7 +353,11 @@ impl RepoQuery {
         })
     }
 
-    async fn repository(&self, ctx: &Context<'_>, name: String) -> async_graphql::Result<Option<Repository>> {
+    async fn repository(
+        &self,
+        ctx: &Context<'_>,
+        name: String,
+    ) -> async_graphql::Result<Option<Repository>> {
         let state = ctx.data::<AppState>()?;
         Ok(state
             .store
@@ -361,10 +385,18 @@ pub struct RepoMutation;
 #[Object]
 impl RepoMutation {
     /// Schedules a fetch of the repository right away (Sourcegraph's name).
-    async fn update_mirror_repository(&self, ctx: &Context<'_>, repository: ID) -> async_graphql::Result<EmptyResponse> {
+    async fn update_mirror_repository(
+        &self,
+        ctx: &Context<'_>,
+        repository: ID,
+    ) -> async_graphql::Result<EmptyResponse> {
         let state = ctx.data::<AppState>()?;
         let id = decode_id("Repository", &repository)?;
-        state.store.request_repo_fetch(id).await.map_err(store_error)?;
+        state
+            .store
+            .request_repo_fetch(id)
+            .await
+            .map_err(store_error)?;
         state.updater.wake();
         Ok(EmptyResponse::new())
     }

@@ -226,7 +226,11 @@ impl ServiceMutation {
         }
         state
             .store
-            .update_external_service(id, input.display_name.as_deref().map(str::trim), config.as_deref())
+            .update_external_service(
+                id,
+                input.display_name.as_deref().map(str::trim),
+                config.as_deref(),
+            )
             .await
             .map_err(store_error)?;
         Ok(ExternalService(sync_now(state, id).await?))
@@ -254,7 +258,11 @@ impl ServiceMutation {
     }
 
     /// Lists the connection's repositories again now.
-    async fn sync_external_service(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<EmptyResponse> {
+    async fn sync_external_service(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> async_graphql::Result<EmptyResponse> {
         let state = ctx.data::<AppState>()?;
         sync_now(state, decode_id("ExternalService", &id)?).await?;
         Ok(EmptyResponse::new())

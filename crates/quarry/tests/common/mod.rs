@@ -35,7 +35,9 @@ impl Database {
     pub async fn all() -> Vec<Database> {
         let mut all = vec![Database::Embedded];
         if let Some(postgres) = PostgresTestDatabase::create().await {
-            all.push(Database::Postgres(postgres.expect("create PostgreSQL test database")));
+            all.push(Database::Postgres(
+                postgres.expect("create PostgreSQL test database"),
+            ));
         }
         all
     }
@@ -106,10 +108,9 @@ impl Instance {
     async fn wait_healthy(&self) {
         let started = Instant::now();
         loop {
-            if let Ok(response) = self.client.get(format!("{}/-/healthz", self.url)).send().await {
-                if response.status().is_success() {
-                    return;
-                }
+            let health = self.client.get(format!("{}/-/healthz", self.url)).send();
+            if health.await.is_ok_and(|r| r.status().is_success()) {
+                return;
             }
             assert!(
                 started.elapsed() < DEADLINE,
@@ -148,12 +149,20 @@ impl Instance {
     /// Runs a GraphQL request that must succeed, and returns its `data`.
     pub async fn data(&self, query: &str, variables: Value) -> Value {
         let response = self.graphql(query, variables).await;
-        assert!(response.get("errors").is_none(), "GraphQL errors: {response}");
+        assert!(
+            response.get("errors").is_none(),
+            "GraphQL errors: {response}"
+        );
         response["data"].clone()
     }
 
     /// Polls a query until `done` holds for its data.
-    pub async fn wait_for(&self, query: &str, variables: Value, done: impl Fn(&Value) -> bool) -> Value {
+    pub async fn wait_for(
+        &self,
+        query: &str,
+        variables: Value,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
         let started = Instant::now();
         loop {
             let data = self.data(query, variables.clone()).await;
@@ -172,7 +181,10 @@ impl Instance {
     /// The repositories as the API lists them, by name.
     pub async fn repositories(&self) -> Vec<Value> {
         let data = self.data(REPOSITORIES, json!({})).await;
-        data["repositories"]["nodes"].as_array().cloned().unwrap_or_default()
+        data["repositories"]["nodes"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// Waits until no repository is cloning or waiting for its first clone.
@@ -189,7 +201,10 @@ impl Instance {
                 })
             })
             .await;
-        data["repositories"]["nodes"].as_array().cloned().unwrap_or_default()
+        data["repositories"]["nodes"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
     }
 
     pub fn pid(&self) -> u32 {
