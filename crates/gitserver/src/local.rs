@@ -162,16 +162,8 @@ impl LocalGitService {
     }
 
     async fn fetch(path: &Path, url: &str, timeout: Duration) -> Result<bool, GitError> {
-        let current = Self::git(
-            path,
-            &["config", "--get", "remote.origin.url"],
-            OPERATION_TIMEOUT,
-        )
-        .run()
-        .await
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default();
-        if current != url {
+        let current = Self::output_line(path, &["config", "--get", "remote.origin.url"]).await;
+        if current.as_deref() != Some(url) {
             Self::git(
                 path,
                 &["remote", "set-url", "origin", url],
@@ -188,27 +180,17 @@ impl LocalGitService {
         Ok(before != after)
     }
 
+    /// The first line git prints, or None when it fails or prints nothing.
+    async fn output_line(path: &Path, args: &[&str]) -> Option<String> {
+        let out = Self::git(path, args, OPERATION_TIMEOUT).run().await.ok()?;
+        let line = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        (!line.is_empty()).then_some(line)
+    }
+
     async fn head_state(path: &Path) -> (Option<String>, Option<String>) {
-        let branch = Self::git(
-            path,
-            &["symbolic-ref", "--quiet", "--short", "HEAD"],
-            OPERATION_TIMEOUT,
-        )
-        .run()
-        .await
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .filter(|s| !s.is_empty());
-        let head = Self::git(
-            path,
-            &["rev-parse", "--verify", "--quiet", "HEAD^{commit}"],
-            OPERATION_TIMEOUT,
-        )
-        .run()
-        .await
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .filter(|s| !s.is_empty());
+        let branch = Self::output_line(path, &["symbolic-ref", "--quiet", "--short", "HEAD"]).await;
+        let head =
+            Self::output_line(path, &["rev-parse", "--verify", "--quiet", "HEAD^{commit}"]).await;
         (branch, head)
     }
 }

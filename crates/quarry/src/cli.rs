@@ -49,9 +49,8 @@ pub struct ServeArgs {
     #[arg(long, env = "QUARRY_LISTEN", default_value = "127.0.0.1:7080")]
     pub listen: SocketAddr,
 
-    /// Where mirrors and the embedded database live [default: ~/.local/share/quarry].
-    #[arg(long, env = "QUARRY_DATA_DIR", value_name = "DIR")]
-    pub data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub shared: SharedArgs,
 
     /// A postgres:// URL to use PostgreSQL instead of the embedded SQLite database.
     #[arg(
@@ -74,15 +73,6 @@ pub struct ServeArgs {
         value_name = "ADDRS"
     )]
     pub gitservers: Vec<String>,
-
-    /// The secret shared with gitserver shards.
-    #[arg(
-        long,
-        env = "QUARRY_INTERNAL_SECRET",
-        hide_env_values = true,
-        value_name = "SECRET"
-    )]
-    pub internal_secret: Option<String>,
 }
 
 #[derive(Args)]
@@ -95,11 +85,18 @@ pub struct GitserverArgs {
     )]
     pub listen: SocketAddr,
 
-    /// Where this shard keeps its mirrors [default: ~/.local/share/quarry].
+    #[command(flatten)]
+    pub shared: SharedArgs,
+}
+
+/// Options every service takes.
+#[derive(Args)]
+pub struct SharedArgs {
+    /// Where mirrors and the embedded database live [default: ~/.local/share/quarry].
     #[arg(long, env = "QUARRY_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
 
-    /// The secret callers must present (Authorization: Bearer).
+    /// The secret Quarry's own processes share (gitserver shards require it beyond loopback).
     #[arg(
         long,
         env = "QUARRY_INTERNAL_SECRET",

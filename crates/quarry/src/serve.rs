@@ -18,7 +18,7 @@ use crate::shutdown;
 const STOP_GRACE: Duration = Duration::from_secs(30);
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let data_dir = data_dir(args.data_dir.clone())?;
+    let data_dir = data_dir(args.shared.data_dir.clone())?;
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
 
@@ -119,7 +119,7 @@ fn gitserver(args: &ServeArgs, data_dir: &Path) -> anyhow::Result<Arc<dyn GitSer
         .map(|address| {
             let client: Box<dyn GitService> = Box::new(HttpGitClient::new(
                 address.trim(),
-                args.internal_secret.clone(),
+                args.shared.internal_secret.clone(),
             ));
             (address.trim().to_string(), client)
         })

@@ -130,16 +130,15 @@ fn validate_config(kind: Kind, config: &str) -> async_graphql::Result<Connection
 /// Syncs a connection right after it changed. Problems are recorded on the connection (and shown
 /// as `lastSyncError`); only a database failure fails the request.
 async fn sync_now(state: &AppState, id: i64) -> async_graphql::Result<Stored> {
-    let service = state
-        .store
-        .external_service(id)
-        .await
-        .map_err(store_error)?
-        .ok_or_else(|| super::not_found(format!("external service {id} not found")))?;
+    let service = load(state, id).await?;
     match state.updater.sync_connection(&service).await {
         Ok(_) | Err(RepoError::InvalidConnection(_) | RepoError::Discovery(_)) => {}
         Err(e) => return Err(async_graphql::Error::new(e.to_string())),
     }
+    load(state, id).await
+}
+
+async fn load(state: &AppState, id: i64) -> async_graphql::Result<Stored> {
     state
         .store
         .external_service(id)
@@ -207,12 +206,7 @@ impl ServiceMutation {
     ) -> async_graphql::Result<ExternalService> {
         let state = ctx.data::<AppState>()?;
         let id = decode_id("ExternalService", &input.id)?;
-        let existing = state
-            .store
-            .external_service(id)
-            .await
-            .map_err(store_error)?
-            .ok_or_else(|| super::not_found(format!("external service {id} not found")))?;
+        let existing = load(state, id).await?;
         let config = match &input.config {
             Some(config) => Some(validate_config(existing.kind, config)?.to_json()),
             None => None,
