@@ -1,0 +1,12 @@
+//! Code search: Sourcegraph's query language, matching, and search over repositories.
+//!
+//! Owns: parsing and planning queries, matching a file against a plan (the same lines `rg`
+//! reports), searching repositories at any revision straight from git objects, ranking, and the
+//! stream of events (Sourcegraph's names and shapes) a search produces.
+//!
+//! Invariants: every search is bounded (match count, timeout, bounded concurrency) and stops
+//! when its consumer goes away; regexps run in linear time; a malformed query is an error that
+//! names its position, never a panic.
+
+pub mod languages;
+pub mod query;
