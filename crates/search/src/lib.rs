@@ -8,5 +8,9 @@
 //! when its consumer goes away; regexps run in linear time; a malformed query is an error that
 //! names its position, never a panic.
 
+pub mod archive;
+pub mod events;
 pub mod languages;
+pub mod matcher;
 pub mod query;
+pub mod ranking;

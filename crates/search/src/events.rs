@@ -1,0 +1,193 @@
+//! The events a search produces, in the names and JSON shapes of Sourcegraph's stream API.
+
+use serde::Serialize;
+
+/// A position in a file or path: byte offset, 0-based line, column in characters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Location {
+    pub offset: usize,
+    pub line: usize,
+    pub column: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Range {
+    pub start: Location,
+    pub end: Location,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChunkMatch {
+    pub content: String,
+    pub content_start: Location,
+    pub ranges: Vec<Range>,
+}
+
+/// One search result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Match {
+    #[serde(rename_all = "camelCase")]
+    Content {
+        repository: String,
+        #[serde(rename = "repositoryID")]
+        repository_id: i64,
+        commit: String,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        branches: Vec<String>,
+        path: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        language: Option<&'static str>,
+        chunk_matches: Vec<ChunkMatch>,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        path_matches: Vec<Range>,
+    },
+    #[serde(rename_all = "camelCase")]
+    Path {
+        repository: String,
+        #[serde(rename = "repositoryID")]
+        repository_id: i64,
+        commit: String,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        branches: Vec<String>,
+        path: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        language: Option<&'static str>,
+        path_matches: Vec<Range>,
+    },
+    #[serde(rename_all = "camelCase")]
+    Repo {
+        repository: String,
+        #[serde(rename = "repositoryID")]
+        repository_id: i64,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        repository_matches: Vec<Range>,
+    },
+}
+
+impl Match {
+    pub fn repository(&self) -> &str {
+        match self {
+            Match::Content { repository, .. }
+            | Match::Path { repository, .. }
+            | Match::Repo { repository, .. } => repository,
+        }
+    }
+
+    pub fn path(&self) -> Option<&str> {
+        match self {
+            Match::Content { path, .. } | Match::Path { path, .. } => Some(path),
+            Match::Repo { .. } => None,
+        }
+    }
+
+    /// How many matches this counts as: each highlighted range, or one.
+    pub fn count(&self) -> usize {
+        match self {
+            Match::Content { chunk_matches, .. } => chunk_matches
+                .iter()
+                .map(|c| c.ranges.len().max(1))
+                .sum::<usize>()
+                .max(1),
+            _ => 1,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SuggestedQuery {
+    pub title: String,
+    pub query_expression: String,
+}
+
+/// Something the search left out, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Skipped {
+    pub reason: String,
+    pub title: String,
+    pub message: String,
+    pub severity: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suggested: Option<SuggestedQuery>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Progress {
+    pub done: bool,
+    pub repositories_count: usize,
+    pub match_count: usize,
+    pub duration_ms: u64,
+    pub skipped: Vec<Skipped>,
+}
+
+/// A facet for narrowing the search (the sidebar's filters).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Facet {
+    pub value: String,
+    pub label: String,
+    pub count: usize,
+    pub limit_hit: bool,
+    pub kind: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProposedQuery {
+    pub description: String,
+    pub query: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Alert {
+    pub title: String,
+    pub description: String,
+    pub kind: String,
+    pub proposed_queries: Vec<ProposedQuery>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ErrorMessage {
+    pub message: String,
+}
+
+/// One event of the stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SearchEvent {
+    Matches(Vec<Match>),
+    Progress(Progress),
+    Filters(Vec<Facet>),
+    Alert(Alert),
+    Error(ErrorMessage),
+    Done,
+}
+
+impl SearchEvent {
+    /// The SSE event name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            SearchEvent::Matches(_) => "matches",
+            SearchEvent::Progress(_) => "progress",
+            SearchEvent::Filters(_) => "filters",
+            SearchEvent::Alert(_) => "alert",
+            SearchEvent::Error(_) => "error",
+            SearchEvent::Done => "done",
+        }
+    }
+
+    /// The event's data as one line of JSON.
+    pub fn data(&self) -> String {
+        let json = match self {
+            SearchEvent::Matches(m) => serde_json::to_string(m),
+            SearchEvent::Progress(p) => serde_json::to_string(p),
+            SearchEvent::Filters(f) => serde_json::to_string(f),
+            SearchEvent::Alert(a) => serde_json::to_string(a),
+            SearchEvent::Error(e) => serde_json::to_string(e),
+            SearchEvent::Done => Ok("{}".to_string()),
+        };
+        json.unwrap_or_else(|e| format!("{{\"message\":\"cannot encode event: {e}\"}}"))
+    }
+}
