@@ -1,6 +1,6 @@
 //! The frontend: Quarry's HTTP surface.
 //!
-//! Owns: the GraphQL API (`/.api/graphql`), health (`/-/healthz`, `/-/readyz`), Prometheus metrics
+//! Owns: the GraphQL API (`/.api/graphql`), the search stream (`/.api/search/stream`), health (`/-/healthz`, `/-/readyz`), Prometheus metrics
 //! (`/metrics`), and the internal read-only git smart HTTP route (`/.internal/git/<repo>/...`).
 //!
 //! Invariants: handlers reach storage and git only through the store and the `GitService` trait,
@@ -12,6 +12,7 @@ mod git_route;
 pub mod graphql;
 mod health;
 mod metrics;
+mod search_stream;
 mod state;
 
 use std::net::SocketAddr;
@@ -43,6 +44,7 @@ pub fn router(state: AppState) -> Router {
             quarry_gitserver::smart_http::MAX_UPLOAD_PACK_REQUEST,
         ))
         .route("/metrics", get(metrics::metrics))
+        .route("/.api/search/stream", get(search_stream::stream))
         .with_state(state.clone());
     let guarded = api
         .merge(internal)

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use quarry_config::SiteConfigManager;
 use quarry_gitserver::GitService;
 use quarry_repos::RepoUpdater;
+use quarry_search::Searcher;
 use quarry_store::Store;
 
 #[derive(Clone)]
@@ -13,4 +14,5 @@ pub struct AppState {
     pub git: Arc<dyn GitService>,
     pub site: Arc<SiteConfigManager>,
     pub updater: Arc<RepoUpdater>,
+    pub searcher: Searcher,
 }

@@ -19,6 +19,7 @@ async fn state(dir: &std::path::Path) -> AppState {
     let git = Arc::new(LocalGitService::open(&dir.join("repos")).unwrap());
     let updater = Arc::new(RepoUpdater::new(store.clone(), git.clone(), site.live()));
     AppState {
+        searcher: quarry_search::Searcher::new(store.clone(), git.clone()),
         store,
         git,
         site,

@@ -9,6 +9,7 @@ use quarry_config::SiteConfigManager;
 use quarry_frontend::AppState;
 use quarry_gitserver::{GitService, HttpGitClient, LocalGitService, ShardedGitService};
 use quarry_repos::{ConnectionConfig, RepoUpdater, connection_for_argument};
+use quarry_search::Searcher;
 use quarry_store::{RepoFilter, Store, redact_url};
 
 use crate::cli::{ServeArgs, data_dir};
@@ -84,6 +85,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 
     let state = AppState {
         store: store.clone(),
+        searcher: Searcher::new(store.clone(), git.clone()),
         git,
         site,
         updater,

@@ -112,7 +112,9 @@ impl Language {
         };
         LANGUAGES
             .iter()
-            .position(|(n, _, _)| n.eq_ignore_ascii_case(alias))
+            .position(|(n, _, _)| {
+                n.eq_ignore_ascii_case(alias) || n.replace(' ', "-").eq_ignore_ascii_case(alias)
+            })
             .or_else(|| {
                 LANGUAGES
                     .iter()
@@ -157,6 +159,14 @@ mod tests {
             Some("TypeScript")
         );
         assert!(Language::named("klingon").is_none());
+        assert_eq!(
+            Language::named("protocol-buffer").map(Language::name),
+            Some("Protocol Buffer")
+        );
+        assert_eq!(
+            Language::named("Objective-C").map(Language::name),
+            Some("Objective-C")
+        );
         assert_eq!(
             Language::of_path("src/main.RS").map(Language::name),
             Some("Rust")

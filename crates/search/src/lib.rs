@@ -14,3 +14,6 @@ pub mod languages;
 pub mod matcher;
 pub mod query;
 pub mod ranking;
+mod service;
+
+pub use service::{DEFAULT_MAX_FILE_SIZE, SearchOptions, Searcher};

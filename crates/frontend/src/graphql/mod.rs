@@ -1,6 +1,7 @@
 //! The GraphQL API at `/.api/graphql`, with Sourcegraph's names where one exists.
 
 mod repos;
+mod search;
 mod services;
 mod site;
 
@@ -14,7 +15,12 @@ use quarry_store::StoreError;
 use crate::AppState;
 
 #[derive(MergedObject, Default)]
-pub struct QueryRoot(repos::RepoQuery, site::SiteQuery, services::ServiceQuery);
+pub struct QueryRoot(
+    repos::RepoQuery,
+    site::SiteQuery,
+    services::ServiceQuery,
+    search::SearchQuery,
+);
 
 #[derive(MergedObject, Default)]
 pub struct MutationRoot(

@@ -1,0 +1,62 @@
+//! `GET /.api/search/stream?q=...`: search results as server-sent events, in Sourcegraph's event
+//! names and shapes. The search stops when the client goes away.
+
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures_util::stream;
+use quarry_search::SearchOptions;
+use quarry_search::query::PatternType;
+use serde::Deserialize;
+
+use crate::AppState;
+
+#[derive(Deserialize)]
+pub struct StreamParams {
+    q: Option<String>,
+    /// The pattern type used unless the query names one.
+    t: Option<String>,
+}
+
+/// Reads the optional `t` (pattern type) parameter shared by the search endpoints.
+pub fn search_options(pattern_type: Option<&str>) -> Result<SearchOptions, String> {
+    let mut options = SearchOptions::default();
+    if let Some(t) = pattern_type.filter(|t| !t.is_empty()) {
+        options.pattern_type = PatternType::parse(t).ok_or_else(|| {
+            format!("unknown pattern type `{t}`: use keyword, standard, literal or regexp")
+        })?;
+    }
+    Ok(options)
+}
+
+pub async fn stream(State(state): State<AppState>, Query(params): Query<StreamParams>) -> Response {
+    let Some(query) = params.q else {
+        return (StatusCode::BAD_REQUEST, "missing query parameter q\n").into_response();
+    };
+    let options = match search_options(params.t.as_deref()) {
+        Ok(options) => options,
+        Err(message) => return (StatusCode::BAD_REQUEST, format!("{message}\n")).into_response(),
+    };
+    let events = match state.searcher.search(&query, options) {
+        Ok(events) => events,
+        Err(e) => {
+            return (StatusCode::BAD_REQUEST, format!("invalid query: {e}\n")).into_response();
+        }
+    };
+    let frames = stream::unfold(events, |mut events| async move {
+        let event = events.recv().await?;
+        let frame = format!("event: {}\ndata: {}\n\n", event.name(), event.data());
+        Some((
+            Ok::<_, std::convert::Infallible>(Bytes::from(frame)),
+            events,
+        ))
+    });
+    Response::builder()
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .header(header::CACHE_CONTROL, "no-cache")
+        .header("x-accel-buffering", "no")
+        .body(Body::from_stream(frames))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}

@@ -1,0 +1,628 @@
+//! Running a search: resolving repositories and revisions, scanning them in parallel with
+//! bounded concurrency, and turning what is found into a stream of ranked events.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use quarry_gitserver::GitService;
+use quarry_store::{CloneStatus, Repo, RepoFilter, Store};
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::io::{StreamReader, SyncIoBridge};
+use tokio_util::sync::CancellationToken;
+
+use crate::archive::{self, ScanStats, SkippedFiles};
+use crate::events::{
+    Alert, ChunkMatch, ErrorMessage, Facet, Location, Match, Progress, Range, SearchEvent, Skipped,
+    SuggestedQuery,
+};
+use crate::languages::Language;
+use crate::matcher::{FileMatch, match_file};
+use crate::query::{BasicQuery, ParseError, PatternType, Plan, ResultType, Select, Tristate, plan};
+use crate::ranking::score;
+
+/// Files larger than this are not searched by content (large enough for amalgamated C sources).
+pub const DEFAULT_MAX_FILE_SIZE: u64 = 32 * 1024 * 1024;
+/// Results are held back at most this long, so that those arriving together are sent ranked.
+const FLUSH_INTERVAL: Duration = Duration::from_millis(20);
+/// How often progress is reported while a search runs.
+const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
+/// The most facets of each kind in the `filters` event.
+const MAX_FACETS: usize = 25;
+
+#[derive(Debug, Clone, Copy)]
+pub struct SearchOptions {
+    /// How patterns are read unless the query says `patterntype:`.
+    pub pattern_type: PatternType,
+}
+
+impl Default for SearchOptions {
+    fn default() -> Self {
+        SearchOptions {
+            pattern_type: PatternType::Keyword,
+        }
+    }
+}
+
+/// Runs searches. Cheap to clone; clones share the bound on concurrent repository scans.
+#[derive(Clone)]
+pub struct Searcher {
+    store: Store,
+    git: Arc<dyn GitService>,
+    permits: Arc<Semaphore>,
+    max_file_size: u64,
+}
+
+/// What a repository scan reports to the search that started it.
+enum Found {
+    File {
+        target: Arc<Target>,
+        file: FileMatch,
+    },
+    Finished(ScanStats),
+    Problem {
+        reason: &'static str,
+        message: String,
+    },
+}
+
+/// A repository at one commit.
+struct Target {
+    repo_id: i64,
+    repo: String,
+    commit: String,
+    branch: Option<String>,
+}
+
+impl Searcher {
+    pub fn new(store: Store, git: Arc<dyn GitService>) -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Searcher {
+            store,
+            git,
+            permits: Arc::new(Semaphore::new(cores * 2)),
+            max_file_size: DEFAULT_MAX_FILE_SIZE,
+        }
+    }
+
+    /// Starts a search and returns its events. The search stops when the receiver is dropped.
+    pub fn search(
+        &self,
+        query: &str,
+        options: SearchOptions,
+    ) -> Result<mpsc::Receiver<SearchEvent>, ParseError> {
+        let plan = plan(query, options.pattern_type)?;
+        let (events, receiver) = mpsc::channel(64);
+        tokio::spawn(self.clone().run(plan, events));
+        Ok(receiver)
+    }
+
+    async fn run(self, plan: Plan, events: mpsc::Sender<SearchEvent>) {
+        let mut results = Results::new(&plan);
+        if let Some(message) = &plan.unsupported {
+            let _ = events
+                .send(SearchEvent::Alert(Alert {
+                    title: "Not supported yet".into(),
+                    description: message.clone(),
+                    kind: "unsupported".into(),
+                    proposed_queries: Vec::new(),
+                }))
+                .await;
+            results.finish(&events).await;
+            return;
+        }
+        let repos = match self.store.list_repos(&RepoFilter::default()).await {
+            Ok(repos) => repos,
+            Err(e) => {
+                let _ = events
+                    .send(SearchEvent::Error(ErrorMessage {
+                        message: format!("cannot list repositories: {e}"),
+                    }))
+                    .await;
+                results.finish(&events).await;
+                return;
+            }
+        };
+        let cancel = CancellationToken::new();
+        let _stop_scans = cancel.clone().drop_guard();
+        let (found_tx, mut found_rx) = mpsc::channel::<Found>(256);
+        for basic in &plan.basics {
+            let basic = Arc::new(basic.clone());
+            let candidates = repos.iter().filter(|r| {
+                basic.scopes.repo_matches(&r.name)
+                    && plan.fork != Tristate::Only
+                    && plan.archived != Tristate::Only
+            });
+            let repo_search = plan.result_type == ResultType::Repo
+                || (basic.pattern.is_none()
+                    && !basic.scopes.has_file_filters()
+                    && basic.scopes.revisions.is_empty());
+            for repo in candidates {
+                if repo_search {
+                    results.repo_name_match(repo, &basic);
+                    continue;
+                }
+                results.repositories.insert(repo.id);
+                if repo.clone_status != CloneStatus::Cloned {
+                    results.unavailable(repo);
+                    continue;
+                }
+                let revisions: Vec<Option<String>> = if basic.scopes.revisions.is_empty() {
+                    vec![None]
+                } else {
+                    basic.scopes.revisions.iter().cloned().map(Some).collect()
+                };
+                for revision in revisions {
+                    tokio::spawn(self.clone().scan_repo(
+                        repo.clone(),
+                        revision,
+                        basic.clone(),
+                        cancel.clone(),
+                        found_tx.clone(),
+                    ));
+                }
+            }
+        }
+        drop(found_tx);
+        let deadline = tokio::time::Instant::now() + plan.timeout;
+        let mut flush = tokio::time::interval(FLUSH_INTERVAL);
+        let mut progress = tokio::time::interval(PROGRESS_INTERVAL);
+        loop {
+            if results.limit_reached() {
+                break;
+            }
+            tokio::select! {
+                _ = events.closed() => return,
+                _ = tokio::time::sleep_until(deadline) => {
+                    results.timed_out = true;
+                    break;
+                }
+                _ = flush.tick() => {
+                    if !results.flush(&events).await {
+                        return;
+                    }
+                }
+                _ = progress.tick() => {
+                    if events.send(SearchEvent::Progress(results.progress(false))).await.is_err() {
+                        return;
+                    }
+                }
+                found = found_rx.recv() => match found {
+                    None => break,
+                    Some(Found::File { target, file }) => results.file(&target, file),
+                    Some(Found::Finished(stats)) => results.stats(&stats),
+                    Some(Found::Problem { reason, message }) => results.problem(reason, message),
+                }
+            }
+        }
+        cancel.cancel();
+        results.finish(&events).await;
+    }
+
+    async fn scan_repo(
+        self,
+        repo: Repo,
+        revision: Option<String>,
+        basic: Arc<BasicQuery>,
+        cancel: CancellationToken,
+        found: mpsc::Sender<Found>,
+    ) {
+        let _permit = tokio::select! {
+            permit = self.permits.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => return,
+            },
+            _ = cancel.cancelled() => return,
+        };
+        let commit = match &revision {
+            None => match &repo.head_commit {
+                Some(commit) => commit.clone(),
+                // An empty repository has nothing to search.
+                None => return,
+            },
+            Some(rev) => match self.git.resolve_revision(&repo.name, rev).await {
+                Ok(commit) => commit,
+                Err(e) => {
+                    let _ = found
+                        .send(Found::Problem {
+                            reason: "revision-missing",
+                            message: format!("{}: {e}", repo.name),
+                        })
+                        .await;
+                    return;
+                }
+            },
+        };
+        let stream = match self.git.archive(&repo.name, &commit).await {
+            Ok(stream) => stream,
+            Err(e) => {
+                let _ = found
+                    .send(Found::Problem {
+                        reason: "repository-missing",
+                        message: format!("{}: {e}", repo.name),
+                    })
+                    .await;
+                return;
+            }
+        };
+        let target = Arc::new(Target {
+            repo_id: repo.id,
+            repo: repo.name.clone(),
+            commit,
+            branch: revision,
+        });
+        let reader = SyncIoBridge::new(StreamReader::new(stream));
+        let max_file_size = self.max_file_size;
+        let sender = found.clone();
+        let stop = cancel.clone();
+        let scan_target = target.clone();
+        let scanned = tokio::task::spawn_blocking(move || {
+            archive::scan(
+                reader,
+                &basic,
+                max_file_size,
+                &|| stop.is_cancelled(),
+                &mut |file| {
+                    sender
+                        .blocking_send(Found::File {
+                            target: scan_target.clone(),
+                            file,
+                        })
+                        .is_ok()
+                },
+            )
+        })
+        .await;
+        let report = match scanned {
+            Ok(Ok(stats)) => Found::Finished(stats),
+            Ok(Err(e)) if !cancel.is_cancelled() => Found::Problem {
+                reason: "repository-missing",
+                message: format!("{}: {e}", target.repo),
+            },
+            Ok(Err(_)) => return,
+            Err(e) => Found::Problem {
+                reason: "repository-missing",
+                message: format!("{}: search stopped: {e}", target.repo),
+            },
+        };
+        let _ = found.send(report).await;
+    }
+}
+
+fn location(text: &[u8], base_offset: usize, line: usize, at: usize) -> Location {
+    Location {
+        offset: base_offset + at,
+        line,
+        column: String::from_utf8_lossy(&text[..at.min(text.len())])
+            .chars()
+            .count(),
+    }
+}
+
+fn ranges_in(
+    text: &[u8],
+    base_offset: usize,
+    line: usize,
+    ranges: &[(usize, usize)],
+) -> Vec<Range> {
+    ranges
+        .iter()
+        .map(|&(s, e)| Range {
+            start: location(text, base_offset, line, s),
+            end: location(text, base_offset, line, e),
+        })
+        .collect()
+}
+
+/// The state of one search's results.
+struct Results {
+    started: Instant,
+    limit: Option<usize>,
+    select: Option<Select>,
+    match_count: usize,
+    timed_out: bool,
+    batch: Vec<(i64, Match)>,
+    seen: HashSet<String>,
+    repositories: HashSet<i64>,
+    repo_facets: BTreeMap<String, usize>,
+    language_facets: BTreeMap<&'static str, usize>,
+    cloning: Vec<String>,
+    missing: Vec<String>,
+    problems: BTreeMap<&'static str, Vec<String>>,
+    binary: SkippedFiles,
+    too_large: SkippedFiles,
+}
+
+impl Results {
+    fn new(plan: &Plan) -> Self {
+        Results {
+            started: Instant::now(),
+            limit: plan.count,
+            select: plan.select,
+            match_count: 0,
+            timed_out: false,
+            batch: Vec::new(),
+            seen: HashSet::new(),
+            repositories: HashSet::new(),
+            repo_facets: BTreeMap::new(),
+            language_facets: BTreeMap::new(),
+            cloning: Vec::new(),
+            missing: Vec::new(),
+            problems: BTreeMap::new(),
+            binary: SkippedFiles::default(),
+            too_large: SkippedFiles::default(),
+        }
+    }
+
+    fn limit_reached(&self) -> bool {
+        self.limit.is_some_and(|limit| self.match_count >= limit)
+    }
+
+    fn push(&mut self, rank: i64, found: Match, language: Option<&'static str>) {
+        if self.limit_reached() {
+            return;
+        }
+        let count = found.count();
+        self.match_count += count;
+        *self
+            .repo_facets
+            .entry(found.repository().to_string())
+            .or_default() += count;
+        if let Some(language) = language {
+            *self.language_facets.entry(language).or_default() += count;
+        }
+        self.batch.push((rank, found));
+    }
+
+    fn repo_name_match(&mut self, repo: &Repo, basic: &BasicQuery) {
+        let Some(found) = match_file(basic.pattern.as_ref(), &repo.name, b"") else {
+            return;
+        };
+        if !self.seen.insert(format!("repo\0{}", repo.name)) {
+            return;
+        }
+        self.repositories.insert(repo.id);
+        let ranges = ranges_in(repo.name.as_bytes(), 0, 0, &found.path_ranges);
+        self.push(
+            0,
+            Match::Repo {
+                repository: repo.name.clone(),
+                repository_id: repo.id,
+                repository_matches: ranges,
+            },
+            None,
+        );
+    }
+
+    fn file(&mut self, target: &Target, file: FileMatch) {
+        let key = match self.select {
+            Some(Select::Repo) => format!("repo\0{}", target.repo),
+            _ => format!("file\0{}\0{}\0{}", target.repo, target.commit, file.path),
+        };
+        if !self.seen.insert(key) {
+            return;
+        }
+        let rank = score(&file);
+        let language = Language::of_path(&file.path).map(Language::name);
+        let branches: Vec<String> = target.branch.iter().cloned().collect();
+        let path_matches = ranges_in(file.path.as_bytes(), 0, 0, &file.path_ranges);
+        let found = match self.select {
+            Some(Select::Repo) => Match::Repo {
+                repository: target.repo.clone(),
+                repository_id: target.repo_id,
+                repository_matches: Vec::new(),
+            },
+            Some(Select::File) => Match::Path {
+                repository: target.repo.clone(),
+                repository_id: target.repo_id,
+                commit: target.commit.clone(),
+                branches,
+                path: file.path,
+                language,
+                path_matches,
+            },
+            _ if file.lines.is_empty() => Match::Path {
+                repository: target.repo.clone(),
+                repository_id: target.repo_id,
+                commit: target.commit.clone(),
+                branches,
+                path: file.path,
+                language,
+                path_matches,
+            },
+            _ => Match::Content {
+                repository: target.repo.clone(),
+                repository_id: target.repo_id,
+                commit: target.commit.clone(),
+                branches,
+                chunk_matches: file
+                    .lines
+                    .iter()
+                    .map(|line| ChunkMatch {
+                        content: String::from_utf8_lossy(&line.text).into_owned(),
+                        content_start: Location {
+                            offset: line.offset,
+                            line: line.line,
+                            column: 0,
+                        },
+                        ranges: ranges_in(&line.text, line.offset, line.line, &line.ranges),
+                    })
+                    .collect(),
+                path: file.path,
+                language,
+                path_matches,
+            },
+        };
+        self.push(rank, found, language);
+    }
+
+    fn stats(&mut self, stats: &ScanStats) {
+        self.binary.merge(&stats.binary);
+        self.too_large.merge(&stats.too_large);
+    }
+
+    fn unavailable(&mut self, repo: &Repo) {
+        match repo.clone_status {
+            CloneStatus::NotCloned | CloneStatus::Cloning => self.cloning.push(repo.name.clone()),
+            _ => self.missing.push(repo.name.clone()),
+        }
+    }
+
+    fn problem(&mut self, reason: &'static str, message: String) {
+        self.problems.entry(reason).or_default().push(message);
+    }
+
+    /// Sends what has accumulated, best first. Returns false when the consumer is gone.
+    async fn flush(&mut self, events: &mpsc::Sender<SearchEvent>) -> bool {
+        if self.batch.is_empty() {
+            return true;
+        }
+        let mut batch = std::mem::take(&mut self.batch);
+        batch.sort_by(|a, b| {
+            b.0.cmp(&a.0)
+                .then_with(|| a.1.repository().cmp(b.1.repository()))
+                .then_with(|| a.1.path().cmp(&b.1.path()))
+        });
+        let matches = batch.into_iter().map(|(_, m)| m).collect();
+        events.send(SearchEvent::Matches(matches)).await.is_ok()
+    }
+
+    fn skipped(&self) -> Vec<Skipped> {
+        let mut skipped = Vec::new();
+        let list = |names: &[String]| {
+            names
+                .iter()
+                .take(10)
+                .map(|n| format!("- `{n}`"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        if !self.cloning.is_empty() {
+            skipped.push(Skipped {
+                reason: "repository-cloning".into(),
+                title: format!("{} cloning", self.cloning.len()),
+                message: format!(
+                    "Repositories still being cloned were not searched:\n{}",
+                    list(&self.cloning)
+                ),
+                severity: "info".into(),
+                suggested: None,
+            });
+        }
+        if !self.missing.is_empty() {
+            skipped.push(Skipped {
+                reason: "repository-missing".into(),
+                title: format!("{} missing", self.missing.len()),
+                message: format!(
+                    "Repositories that could not be cloned were not searched:\n{}",
+                    list(&self.missing)
+                ),
+                severity: "warn".into(),
+                suggested: None,
+            });
+        }
+        for (reason, messages) in &self.problems {
+            skipped.push(Skipped {
+                reason: (*reason).into(),
+                title: format!("{} not searched", messages.len()),
+                message: list(messages),
+                severity: "warn".into(),
+                suggested: None,
+            });
+        }
+        for (reason, what, files) in [
+            ("excluded-binary", "binary", &self.binary),
+            ("excluded-large", "too large", &self.too_large),
+        ] {
+            if files.count > 0 {
+                skipped.push(Skipped {
+                    reason: reason.into(),
+                    title: format!("{} {what} files", files.count),
+                    message: format!(
+                        "Contents of {what} files were not searched, for example:\n{}",
+                        list(&files.examples)
+                    ),
+                    severity: "info".into(),
+                    suggested: None,
+                });
+            }
+        }
+        if self.limit_reached() {
+            skipped.push(Skipped {
+                reason: "document-match-limit".into(),
+                title: "result limit hit".into(),
+                message: format!("The search stopped after {} results.", self.match_count),
+                severity: "info".into(),
+                suggested: Some(SuggestedQuery {
+                    title: "search for all results".into(),
+                    query_expression: "count:all".into(),
+                }),
+            });
+        }
+        if self.timed_out {
+            skipped.push(Skipped {
+                reason: "shard-timeout".into(),
+                title: "timed out".into(),
+                message: "The search ran out of time; results may be incomplete.".into(),
+                severity: "warn".into(),
+                suggested: Some(SuggestedQuery {
+                    title: "allow more time".into(),
+                    query_expression: "timeout:1m".into(),
+                }),
+            });
+        }
+        skipped
+    }
+
+    fn progress(&self, done: bool) -> Progress {
+        Progress {
+            done,
+            repositories_count: self.repositories.len(),
+            match_count: self.match_count,
+            duration_ms: self.started.elapsed().as_millis() as u64,
+            skipped: self.skipped(),
+        }
+    }
+
+    fn facets(&self) -> Vec<Facet> {
+        let limit_hit = self.limit_reached();
+        let mut repos: Vec<_> = self.repo_facets.iter().collect();
+        repos.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        let mut languages: Vec<_> = self.language_facets.iter().collect();
+        languages.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        repos
+            .into_iter()
+            .take(MAX_FACETS)
+            .map(|(name, count)| Facet {
+                value: format!("repo:^{}$", regex::escape(name)),
+                label: name.clone(),
+                count: *count,
+                limit_hit,
+                kind: "repo".into(),
+            })
+            .chain(
+                languages
+                    .into_iter()
+                    .take(MAX_FACETS)
+                    .map(|(name, count)| Facet {
+                        value: format!("lang:{}", name.to_lowercase().replace(' ', "-")),
+                        label: (*name).to_string(),
+                        count: *count,
+                        limit_hit,
+                        kind: "lang".into(),
+                    }),
+            )
+            .collect()
+    }
+
+    async fn finish(&mut self, events: &mpsc::Sender<SearchEvent>) {
+        if !self.flush(events).await {
+            return;
+        }
+        let _ = events.send(SearchEvent::Filters(self.facets())).await;
+        let _ = events
+            .send(SearchEvent::Progress(self.progress(true)))
+            .await;
+        let _ = events.send(SearchEvent::Done).await;
+    }
+}
