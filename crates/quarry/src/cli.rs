@@ -24,6 +24,37 @@ pub enum Command {
     Serve(ServeArgs),
     /// Run a gitserver shard that owns mirrors for the repositories hashed to it.
     Gitserver(GitserverArgs),
+    /// Search an instance and print the results (exit status 0: results, 1: none, 2: error).
+    Search(SearchArgs),
+}
+
+#[derive(Args)]
+pub struct SearchArgs {
+    /// The query, in Sourcegraph's query language (several words are joined with spaces).
+    #[arg(
+        value_name = "QUERY",
+        required = true,
+        allow_hyphen_values = true,
+        trailing_var_arg = true
+    )]
+    pub query: Vec<String>,
+
+    /// Print one JSON match per line instead of grep-style lines.
+    #[arg(long)]
+    pub json: bool,
+
+    /// The instance to search.
+    #[arg(long, env = "SRC_ENDPOINT", default_value = quarry_client::DEFAULT_ENDPOINT)]
+    pub endpoint: String,
+
+    /// An access token, sent as `Authorization: token ...`.
+    #[arg(
+        long,
+        env = "SRC_ACCESS_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub access_token: Option<String>,
 }
 
 #[derive(Args)]

@@ -4,12 +4,15 @@
 mod cli;
 mod gitserver;
 mod logging;
+mod search;
 mod serve;
 mod shutdown;
 
+use std::process::ExitCode;
+
 use clap::Parser;
 
-fn main() -> std::process::ExitCode {
+fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     logging::init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -19,20 +22,21 @@ fn main() -> std::process::ExitCode {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
-            return std::process::ExitCode::FAILURE;
+            return ExitCode::FAILURE;
         }
     };
     let result = runtime.block_on(async {
         match cli.command {
-            cli::Command::Serve(args) => serve::run(args).await,
-            cli::Command::Gitserver(args) => gitserver::run(args).await,
+            cli::Command::Serve(args) => serve::run(args).await.map(|()| ExitCode::SUCCESS),
+            cli::Command::Gitserver(args) => gitserver::run(args).await.map(|()| ExitCode::SUCCESS),
+            cli::Command::Search(args) => Ok(search::run(args).await),
         }
     });
     match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
+            ExitCode::FAILURE
         }
     }
 }

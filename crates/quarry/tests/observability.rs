@@ -63,7 +63,7 @@ async fn metrics_pass_promtool_and_logs_are_json() {
 }
 
 /// Runs `promtool check metrics` (Debian's `prometheus` package). `.ci/run` installs it and sets
-/// QUARRY_REQUIRE_PROMTOOL so that CI never passes without it.
+/// QUARRY_REQUIRE_TOOLS so that CI never passes without it.
 fn check_with_promtool(metrics: &str) {
     use std::io::Write;
     let child = std::process::Command::new("promtool")
@@ -76,7 +76,7 @@ fn check_with_promtool(metrics: &str) {
         Ok(child) => child,
         Err(e) => {
             assert!(
-                std::env::var_os("QUARRY_REQUIRE_PROMTOOL").is_none(),
+                std::env::var_os("QUARRY_REQUIRE_TOOLS").is_none(),
                 "promtool is required here: {e}"
             );
             eprintln!(

@@ -82,6 +82,22 @@ impl Match {
         }
     }
 
+    /// Drops highlighted ranges beyond `budget` matches (at least one chunk is kept).
+    pub fn truncate(&mut self, budget: usize) {
+        if let Match::Content { chunk_matches, .. } = self {
+            let mut left = budget.max(1);
+            chunk_matches.retain_mut(|chunk| {
+                if left == 0 {
+                    return false;
+                }
+                let keep = chunk.ranges.len().max(1).min(left);
+                chunk.ranges.truncate(keep);
+                left -= keep;
+                true
+            });
+        }
+    }
+
     /// How many matches this counts as: each highlighted range, or one.
     pub fn count(&self) -> usize {
         match self {

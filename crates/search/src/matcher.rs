@@ -167,6 +167,10 @@ pub fn content_matches(regex: &Regex, content: &[u8]) -> Vec<LineMatch> {
             break;
         };
         let start = found.start();
+        if start == content.len() && content.last() == Some(&b'\n') {
+            // The end of a file that ends with a newline is not a line of its own.
+            break;
+        }
         let line_start = content[..start]
             .iter()
             .rposition(|&b| b == b'\n')
@@ -265,6 +269,13 @@ mod tests {
     fn overlapping_ranges_from_several_patterns_merge() {
         let m = run("abc or bcd", "x", "abcd\n").unwrap();
         assert_eq!(m.lines[0].ranges, [(0, 4)]);
+    }
+
+    #[test]
+    fn the_end_of_a_file_is_not_an_extra_line() {
+        let m = run("case:yes /^$/", "x", "a\n\nb\n").unwrap();
+        assert_eq!(lines(&m), [1]);
+        assert!(run("case:yes /^$/", "x", "a\r\n").is_none());
     }
 
     #[test]

@@ -358,9 +358,12 @@ impl Results {
         self.limit.is_some_and(|limit| self.match_count >= limit)
     }
 
-    fn push(&mut self, rank: i64, found: Match, language: Option<&'static str>) {
+    fn push(&mut self, rank: i64, mut found: Match, language: Option<&'static str>) {
         if self.limit_reached() {
             return;
+        }
+        if let Some(limit) = self.limit {
+            found.truncate(limit - self.match_count);
         }
         let count = found.count();
         self.match_count += count;

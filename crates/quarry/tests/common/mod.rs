@@ -271,3 +271,56 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
     );
     String::from_utf8_lossy(&output.stdout).trim().to_string()
 }
+
+/// Runs a search through the stream API and returns every event as (name, data).
+pub async fn stream(instance: &Instance, query: &str) -> Vec<(String, Value)> {
+    let response = instance
+        .client
+        .get(format!("{}/.api/search/stream", instance.url))
+        .query(&[("q", query)])
+        .send()
+        .await
+        .expect("GET /.api/search/stream");
+    assert_eq!(
+        response.status(),
+        200,
+        "{query}: {}",
+        response.text().await.unwrap_or_default()
+    );
+    let body = response.text().await.expect("stream body");
+    let mut parser = quarry_client::SseParser::default();
+    parser
+        .push(body.as_bytes())
+        .into_iter()
+        .map(|(name, data)| {
+            let value =
+                serde_json::from_str(&data).unwrap_or_else(|e| panic!("{name}: {e}: {data}"));
+            (name, value)
+        })
+        .collect()
+}
+
+/// The matches of a search, flattened.
+pub async fn matches(instance: &Instance, query: &str) -> Vec<Value> {
+    stream(instance, query)
+        .await
+        .into_iter()
+        .filter(|(name, _)| name == "matches")
+        .flat_map(|(_, data)| data.as_array().cloned().unwrap_or_default())
+        .collect()
+}
+
+/// (repository, path, 0-based line) of every content match.
+pub fn matched_lines(matches: &[Value]) -> std::collections::BTreeSet<(String, String, u64)> {
+    let mut lines = std::collections::BTreeSet::new();
+    for found in matches.iter().filter(|m| m["type"] == "content") {
+        for chunk in found["chunkMatches"].as_array().into_iter().flatten() {
+            lines.insert((
+                found["repository"].as_str().unwrap_or("").to_string(),
+                found["path"].as_str().unwrap_or("").to_string(),
+                chunk["contentStart"]["line"].as_u64().unwrap_or(0),
+            ));
+        }
+    }
+    lines
+}
