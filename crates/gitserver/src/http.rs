@@ -51,6 +51,12 @@ struct PathRequest {
 }
 
 #[derive(Serialize, Deserialize)]
+struct BlobsRequest {
+    repo: String,
+    oids: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize)]
 struct DiffRequest {
     repo: String,
     base: String,
@@ -200,6 +206,14 @@ async fn operation(
             "archive" => {
                 let r: PathRequest = parse(&body)?;
                 stream_result(git.archive(&r.repo, &r.commit).await)
+            }
+            "files" => {
+                let r: PathRequest = parse(&body)?;
+                json_result(git.list_files(&r.repo, &r.commit).await)
+            }
+            "blobs" => {
+                let r: BlobsRequest = parse(&body)?;
+                stream_result(git.read_blobs(&r.repo, r.oids).await)
             }
             "diff" => {
                 let r: DiffRequest = parse(&body)?;
@@ -395,6 +409,19 @@ impl GitService for HttpGitClient {
             .call_raw("archive", &at_path(repo, commit, ""), None)
             .await?;
         Ok(into_stream(response))
+    }
+
+    async fn list_files(&self, repo: &str, commit: &str) -> Result<Vec<TreeEntry>, GitError> {
+        self.call("files", &at_path(repo, commit, ""), CLIENT_TIMEOUT)
+            .await
+    }
+
+    async fn read_blobs(&self, repo: &str, oids: Vec<String>) -> Result<ByteStream, GitError> {
+        let request = BlobsRequest {
+            repo: repo.to_string(),
+            oids,
+        };
+        Ok(into_stream(self.call_raw("blobs", &request, None).await?))
     }
 
     async fn diff(&self, repo: &str, base: &str, head: &str) -> Result<String, GitError> {

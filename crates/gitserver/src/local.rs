@@ -442,6 +442,41 @@ impl GitService for LocalGitService {
         Ok(Bytes::from(out.stdout))
     }
 
+    async fn list_files(&self, repo: &str, commit: &str) -> Result<Vec<TreeEntry>, GitError> {
+        validate_oid(commit)?;
+        let mirror = self.cloned_path(repo).await?;
+        let out = Self::git(
+            &mirror,
+            &["ls-tree", "-r", "-z", "--long", "--full-tree", commit],
+            OPERATION_TIMEOUT,
+        )
+        .run()
+        .await
+        .map_err(|e| match e {
+            GitError::Command(_) => GitError::RevisionNotFound {
+                repo: repo.to_string(),
+                rev: commit.to_string(),
+            },
+            other => other,
+        })?;
+        Ok(parse_tree(&out.stdout)
+            .into_iter()
+            .filter(|e| e.kind == EntryKind::File)
+            .collect())
+    }
+
+    async fn read_blobs(&self, repo: &str, oids: Vec<String>) -> Result<ByteStream, GitError> {
+        for oid in &oids {
+            validate_oid(oid)?;
+        }
+        let mirror = self.cloned_path(repo).await?;
+        let mut request = oids.join("\n");
+        request.push('\n');
+        Self::git(&mirror, &["cat-file", "--batch"], OPERATION_TIMEOUT)
+            .stdin(Bytes::from(request))
+            .stream()
+    }
+
     async fn archive(&self, repo: &str, commit: &str) -> Result<ByteStream, GitError> {
         validate_oid(commit)?;
         let mirror = self.cloned_path(repo).await?;

@@ -97,6 +97,13 @@ pub trait GitService: Send + Sync + 'static {
 
     async fn read_file(&self, repo: &str, commit: &str, path: &str) -> Result<Bytes, GitError>;
 
+    /// Every file (not directories, submodules or symlinks) in the tree of a commit, recursively.
+    async fn list_files(&self, repo: &str, commit: &str) -> Result<Vec<TreeEntry>, GitError>;
+
+    /// The contents of blobs, in git's `cat-file --batch` format: for each object a header line
+    /// `<oid> blob <size>`, the bytes, and a newline (`<oid> missing` for an unknown object).
+    async fn read_blobs(&self, repo: &str, oids: Vec<String>) -> Result<ByteStream, GitError>;
+
     /// A tar archive of the tree at a commit.
     async fn archive(&self, repo: &str, commit: &str) -> Result<ByteStream, GitError>;
 
@@ -124,13 +131,18 @@ pub trait GitService: Send + Sync + 'static {
 
 /// Checks that a commit argument is a full object id.
 pub fn validate_oid(oid: &str) -> Result<(), GitError> {
-    if matches!(oid.len(), 40 | 64) && oid.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if is_full_oid(oid) {
         Ok(())
     } else {
         Err(GitError::InvalidArgument(format!(
             "{oid:?} is not a full commit id"
         )))
     }
+}
+
+/// Checks that an object id is a full hexadecimal id.
+fn is_full_oid(oid: &str) -> bool {
+    matches!(oid.len(), 40 | 64) && oid.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// Checks a revision expression before it reaches git's command line.

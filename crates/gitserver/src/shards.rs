@@ -112,6 +112,14 @@ impl GitService for ShardedGitService {
         self.owner(repo).read_file(repo, commit, path).await
     }
 
+    async fn list_files(&self, repo: &str, commit: &str) -> Result<Vec<TreeEntry>, GitError> {
+        self.owner(repo).list_files(repo, commit).await
+    }
+
+    async fn read_blobs(&self, repo: &str, oids: Vec<String>) -> Result<ByteStream, GitError> {
+        self.owner(repo).read_blobs(repo, oids).await
+    }
+
     async fn archive(&self, repo: &str, commit: &str) -> Result<ByteStream, GitError> {
         self.owner(repo).archive(repo, commit).await
     }

@@ -126,6 +126,25 @@ async fn scenario(git: &dyn GitService, local: &LocalGitService, work: &std::pat
     assert!(archive.windows(10).any(|w| w == b"src/lib.rs"));
     assert!(archive.len() % 512 == 0 && archive.len() >= 1024);
 
+    let files = git.list_files("team/origin", &second).await.unwrap();
+    let paths: Vec<_> = files.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(paths, ["README.md", "src/lib.rs"]);
+    let oids: Vec<String> = files.iter().map(|f| f.oid.clone()).collect();
+    let mut blobs = Vec::new();
+    let mut stream = git.read_blobs("team/origin", oids.clone()).await.unwrap();
+    while let Some(chunk) = stream.next().await {
+        blobs.extend_from_slice(&chunk.unwrap());
+    }
+    let expected = format!(
+        "{} blob 8\n# hello\n\n{} blob 20\nfn a() {{}}\nfn b() {{}}\n\n",
+        oids[0], oids[1]
+    );
+    assert_eq!(String::from_utf8_lossy(&blobs), expected);
+    assert!(matches!(
+        git.read_blobs("team/origin", vec!["HEAD".into()]).await,
+        Err(GitError::InvalidArgument(_))
+    ));
+
     let advertisement = git
         .upload_pack_advertisement("team/origin", None)
         .await
