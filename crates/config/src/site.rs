@@ -198,6 +198,14 @@ impl SiteConfig {
         self.flag("disableAutoGitUpdates")
     }
 
+    /// Whether default branches are indexed and searched through the index (default: yes).
+    pub fn search_index_enabled(&self) -> bool {
+        self.values
+            .get("search.index.enabled")
+            .and_then(Value::as_bool)
+            .unwrap_or(true)
+    }
+
     pub fn disable_auto_code_host_syncs(&self) -> bool {
         self.flag("disableAutoCodeHostSyncs")
     }

@@ -9,7 +9,8 @@ use quarry_config::SiteConfigManager;
 use quarry_frontend::AppState;
 use quarry_gitserver::{GitService, HttpGitClient, LocalGitService, ShardedGitService};
 use quarry_repos::{ConnectionConfig, RepoUpdater, connection_for_argument};
-use quarry_search::Searcher;
+use quarry_search::index::{IndexBuilder, IndexCatalog, IndexService};
+use quarry_search::{DEFAULT_MAX_FILE_SIZE, Searcher};
 use quarry_store::{RepoFilter, Store, redact_url};
 
 use crate::cli::{ServeArgs, data_dir};
@@ -78,14 +79,25 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     println!("  repositories:   {repo_count}");
     println!("  GraphQL API:    http://{}/.api/graphql", args.listen);
 
+    let catalog = Arc::new(
+        IndexCatalog::new(&data_dir.join("index"))
+            .with_context(|| format!("cannot use index directory under {}", data_dir.display()))?,
+    );
+    let indexer = Arc::new(IndexService::new(
+        store.clone(),
+        IndexBuilder::new(git.clone(), catalog.clone(), DEFAULT_MAX_FILE_SIZE),
+        site.live(),
+    ));
+
     let shutdown = shutdown::on_signal();
     let background = shutdown.child_token();
     let updater_task = tokio::spawn(updater.clone().run(background.clone()));
     let watch_task = tokio::spawn(site.clone().watch(background.clone()));
+    let index_task = tokio::spawn(indexer.run(background.clone()));
 
     let state = AppState {
         store: store.clone(),
-        searcher: Searcher::new(store.clone(), git.clone()),
+        searcher: Searcher::new(store.clone(), git.clone()).with_index(catalog, site.live()),
         git,
         site,
         updater,
@@ -95,6 +107,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let stopped = tokio::time::timeout(STOP_GRACE, async {
         let _ = updater_task.await;
         let _ = watch_task.await;
+        let _ = index_task.await;
     })
     .await;
     if stopped.is_err() {

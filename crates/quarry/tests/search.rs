@@ -52,16 +52,48 @@ fn corpus(root: &Path) -> Vec<TestRepo> {
     vec![alpha, beta]
 }
 
-async fn start(work: &Path) -> (Instance, Vec<TestRepo>) {
+/// Serves the corpus with the index on (and waits until every repository is indexed) or off.
+async fn start_with(work: &Path, indexed: bool) -> (Instance, Vec<TestRepo>) {
     let repos = corpus(&work.join("code"));
-    let instance = Instance::serve(
-        &work.join("data"),
-        &[work.join("code").display().to_string()],
-        &[],
-    )
-    .await;
+    let mut args = vec![work.join("code").display().to_string()];
+    if !indexed {
+        let config = work.join("site.json");
+        std::fs::write(&config, r#"{"search.index.enabled": false}"#).unwrap();
+        args.extend(["--site-config".to_string(), config.display().to_string()]);
+    }
+    let instance = Instance::serve(&work.join("data"), &args, &[]).await;
     instance.wait_settled(2).await;
+    if indexed {
+        wait_indexed(&instance).await;
+    }
     (instance, repos)
+}
+
+async fn start(work: &Path) -> (Instance, Vec<TestRepo>) {
+    start_with(work, true).await
+}
+
+/// Waits until searches no longer report repositories searched without their index.
+async fn wait_indexed(instance: &Instance) {
+    let started = std::time::Instant::now();
+    loop {
+        let events = stream(instance, "count:1 needle").await;
+        let unindexed = events.iter().any(|(name, data)| {
+            name == "progress"
+                && data["skipped"]
+                    .as_array()
+                    .is_some_and(|s| s.iter().any(|s| s["reason"] == "repository-unindexed"))
+        });
+        if !unindexed {
+            return;
+        }
+        assert!(
+            started.elapsed() < common::DEADLINE,
+            "repositories were never indexed:\n{}",
+            instance.log_text()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
 
 /// What `rg -uu` reports for a pattern across the corpus, as (repository, path, 0-based line).
@@ -113,10 +145,15 @@ fn rg(root: &Path, args: &[&str], pattern: &str) -> Option<BTreeSet<(String, Str
 }
 
 #[tokio::test]
-async fn content_matches_equal_ripgreps() {
-    let work = tempfile::tempdir().unwrap();
-    let (instance, _) = start(work.path()).await;
-    let code = work.path().join("code");
+async fn content_matches_equal_ripgreps_with_and_without_the_index() {
+    for indexed in [true, false] {
+        let work = tempfile::tempdir().unwrap();
+        let (instance, _) = start_with(work.path(), indexed).await;
+        ripgrep_parity(&instance, &work.path().join("code"), indexed).await;
+    }
+}
+
+async fn ripgrep_parity(instance: &Instance, code: &Path, indexed: bool) {
     let literals = [
         "needle",
         "fn",
@@ -148,18 +185,18 @@ async fn content_matches_equal_ripgreps() {
             "case:yes type:file count:all content:\"{}\"",
             literal.replace('\\', "\\\\").replace('"', "\\\"")
         );
-        let ours = matched_lines(&matches(&instance, &query).await);
-        let Some(theirs) = rg(&code, &["--fixed-strings", "--case-sensitive"], literal) else {
+        let ours = matched_lines(&matches(instance, &query).await);
+        let Some(theirs) = rg(code, &["--fixed-strings", "--case-sensitive"], literal) else {
             return;
         };
-        assert_eq!(ours, theirs, "literal {literal:?}");
+        assert_eq!(ours, theirs, "literal {literal:?}, indexed: {indexed}");
         compared += 1;
     }
     for regexp in regexps {
         let query = format!("case:yes type:file count:all /{regexp}/");
-        let ours = matched_lines(&matches(&instance, &query).await);
-        let theirs = rg(&code, &["--case-sensitive"], regexp).unwrap_or_default();
-        assert_eq!(ours, theirs, "regexp {regexp:?}");
+        let ours = matched_lines(&matches(instance, &query).await);
+        let theirs = rg(code, &["--case-sensitive"], regexp).unwrap_or_default();
+        assert_eq!(ours, theirs, "regexp {regexp:?}, indexed: {indexed}");
         compared += 1;
     }
     assert_eq!(compared, literals.len() + regexps.len());
@@ -180,9 +217,15 @@ fn set(items: &[&str]) -> BTreeSet<String> {
 }
 
 #[tokio::test]
-async fn every_construct_of_the_query_language() {
-    let work = tempfile::tempdir().unwrap();
-    let (instance, _) = start(work.path()).await;
+async fn every_construct_of_the_query_language_with_and_without_the_index() {
+    for indexed in [true, false] {
+        let work = tempfile::tempdir().unwrap();
+        let (instance, _) = start_with(work.path(), indexed).await;
+        query_language(&instance, indexed).await;
+    }
+}
+
+async fn query_language(instance: &Instance, indexed: bool) {
     let cases: &[(&str, &[&str])] = &[
         (
             "needle repo:^alpha$ -file:docs",
@@ -243,19 +286,16 @@ async fn every_construct_of_the_query_language() {
         ("-content:needle file:\\.go$", &["group/beta:main.go"]),
     ];
     for (query, expected) in cases {
-        let found = matches(&instance, query).await;
-        assert_eq!(paths(&found), set(expected), "{query}");
+        let found = matches(instance, query).await;
+        assert_eq!(paths(&found), set(expected), "{query}, indexed: {indexed}");
     }
 
     // A path match carries path ranges; a repo match is typed as such.
-    let found = matches(&instance, "type:path parse_test").await;
+    let found = matches(instance, "type:path parse_test").await;
     assert_eq!(found[0]["type"], "path");
     assert_eq!(found[0]["pathMatches"][0]["start"]["offset"], 6);
-    assert_eq!(
-        matches(&instance, "type:repo beta").await[0]["type"],
-        "repo"
-    );
-    let branch = matches(&instance, "feature_only repo:alpha@feature").await;
+    assert_eq!(matches(instance, "type:repo beta").await[0]["type"], "repo");
+    let branch = matches(instance, "feature_only repo:alpha@feature").await;
     assert_eq!(branch[0]["branches"][0], "feature");
 }
 
@@ -452,6 +492,7 @@ async fn new_commits_are_searched_after_a_fetch() {
             |d| d["repository"]["defaultBranch"]["target"]["oid"] == head.as_str(),
         )
         .await;
+    wait_indexed(&instance).await;
     assert_eq!(
         paths(&matches(&instance, "freshly_added").await),
         set(&["group/beta:new.go"])

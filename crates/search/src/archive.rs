@@ -18,7 +18,7 @@ pub struct SkippedFiles {
 }
 
 impl SkippedFiles {
-    fn add(&mut self, path: &str) {
+    pub(crate) fn add(&mut self, path: &str) {
         self.count += 1;
         if self.examples.len() < EXAMPLES {
             self.examples.push(path.to_string());

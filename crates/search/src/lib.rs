@@ -10,6 +10,7 @@
 
 pub mod archive;
 pub mod events;
+pub mod index;
 pub mod languages;
 pub mod matcher;
 pub mod query;

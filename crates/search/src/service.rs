@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use quarry_config::LiveSiteConfig;
 use quarry_gitserver::GitService;
 use quarry_store::{CloneStatus, Repo, RepoFilter, Store};
 use tokio::sync::{Semaphore, mpsc};
@@ -16,6 +17,7 @@ use crate::events::{
     Alert, ChunkMatch, ErrorMessage, Facet, Location, Match, Progress, Range, SearchEvent, Skipped,
     SuggestedQuery,
 };
+use crate::index::{self, IndexCatalog};
 use crate::languages::Language;
 use crate::matcher::{FileMatch, match_file};
 use crate::query::{BasicQuery, ParseError, PatternType, Plan, ResultType, Select, Tristate, plan};
@@ -49,6 +51,7 @@ impl Default for SearchOptions {
 pub struct Searcher {
     store: Store,
     git: Arc<dyn GitService>,
+    index: Option<(Arc<IndexCatalog>, LiveSiteConfig)>,
     permits: Arc<Semaphore>,
     max_file_size: u64,
 }
@@ -64,6 +67,8 @@ enum Found {
         reason: &'static str,
         message: String,
     },
+    /// The repository's index was not at its head: it was searched from git instead.
+    Unindexed(String),
 }
 
 /// A repository at one commit.
@@ -80,9 +85,17 @@ impl Searcher {
         Searcher {
             store,
             git,
+            index: None,
             permits: Arc::new(Semaphore::new(cores * 2)),
             max_file_size: DEFAULT_MAX_FILE_SIZE,
         }
+    }
+
+    /// Searches default branches through these indexes when they are current and
+    /// `search.index.enabled` is not false.
+    pub fn with_index(mut self, catalog: Arc<IndexCatalog>, config: LiveSiteConfig) -> Self {
+        self.index = Some((catalog, config));
+        self
     }
 
     /// Starts a search and returns its events. The search stops when the receiver is dropped.
@@ -157,6 +170,7 @@ impl Searcher {
                         repo.clone(),
                         revision,
                         basic.clone(),
+                        plan.case_sensitive,
                         cancel.clone(),
                         found_tx.clone(),
                     ));
@@ -192,6 +206,7 @@ impl Searcher {
                     Some(Found::File { target, file }) => results.file(&target, file),
                     Some(Found::Finished(stats)) => results.stats(&stats),
                     Some(Found::Problem { reason, message }) => results.problem(reason, message),
+                    Some(Found::Unindexed(repo)) => results.unindexed.push(repo),
                 }
             }
         }
@@ -204,6 +219,7 @@ impl Searcher {
         repo: Repo,
         revision: Option<String>,
         basic: Arc<BasicQuery>,
+        case_sensitive: bool,
         cancel: CancellationToken,
         found: mpsc::Sender<Found>,
     ) {
@@ -233,46 +249,72 @@ impl Searcher {
                 }
             },
         };
-        let stream = match self.git.archive(&repo.name, &commit).await {
-            Ok(stream) => stream,
-            Err(e) => {
-                let _ = found
-                    .send(Found::Problem {
-                        reason: "repository-missing",
-                        message: format!("{}: {e}", repo.name),
-                    })
-                    .await;
-                return;
-            }
-        };
         let target = Arc::new(Target {
             repo_id: repo.id,
             repo: repo.name.clone(),
-            commit,
-            branch: revision,
+            commit: commit.clone(),
+            branch: revision.clone(),
         });
-        let reader = SyncIoBridge::new(StreamReader::new(stream));
-        let max_file_size = self.max_file_size;
         let sender = found.clone();
         let stop = cancel.clone();
         let scan_target = target.clone();
-        let scanned = tokio::task::spawn_blocking(move || {
-            archive::scan(
-                reader,
-                &basic,
-                max_file_size,
-                &|| stop.is_cancelled(),
-                &mut |file| {
-                    sender
-                        .blocking_send(Found::File {
-                            target: scan_target.clone(),
-                            file,
+        let mut emit = move |file| {
+            sender
+                .blocking_send(Found::File {
+                    target: scan_target.clone(),
+                    file,
+                })
+                .is_ok()
+        };
+        let current_index = match (&self.index, &revision) {
+            (Some((catalog, config)), None) if config.current().search_index_enabled() => {
+                let index = catalog.get(repo.id).filter(|index| index.commit == commit);
+                if index.is_none() {
+                    let _ = found.send(Found::Unindexed(repo.name.clone())).await;
+                }
+                index
+            }
+            _ => None,
+        };
+        let scanned = if let Some(index) = current_index {
+            tokio::task::spawn_blocking(move || {
+                index::search(
+                    &index,
+                    &basic,
+                    case_sensitive,
+                    &|| stop.is_cancelled(),
+                    &mut emit,
+                )
+                .map_err(|e| e.to_string())
+            })
+            .await
+        } else {
+            let stream = match self.git.archive(&repo.name, &commit).await {
+                Ok(stream) => stream,
+                Err(e) => {
+                    let _ = found
+                        .send(Found::Problem {
+                            reason: "repository-missing",
+                            message: format!("{}: {e}", repo.name),
                         })
-                        .is_ok()
-                },
-            )
-        })
-        .await;
+                        .await;
+                    return;
+                }
+            };
+            let reader = SyncIoBridge::new(StreamReader::new(stream));
+            let max_file_size = self.max_file_size;
+            tokio::task::spawn_blocking(move || {
+                archive::scan(
+                    reader,
+                    &basic,
+                    max_file_size,
+                    &|| stop.is_cancelled(),
+                    &mut emit,
+                )
+                .map_err(|e| e.to_string())
+            })
+            .await
+        };
         let report = match scanned {
             Ok(Ok(stats)) => Found::Finished(stats),
             Ok(Err(e)) if !cancel.is_cancelled() => Found::Problem {
@@ -328,6 +370,7 @@ struct Results {
     language_facets: BTreeMap<&'static str, usize>,
     cloning: Vec<String>,
     missing: Vec<String>,
+    unindexed: Vec<String>,
     problems: BTreeMap<&'static str, Vec<String>>,
     binary: SkippedFiles,
     too_large: SkippedFiles,
@@ -348,6 +391,7 @@ impl Results {
             language_facets: BTreeMap::new(),
             cloning: Vec::new(),
             missing: Vec::new(),
+            unindexed: Vec::new(),
             problems: BTreeMap::new(),
             binary: SkippedFiles::default(),
             too_large: SkippedFiles::default(),
@@ -521,6 +565,18 @@ impl Results {
                     list(&self.missing)
                 ),
                 severity: "warn".into(),
+                suggested: None,
+            });
+        }
+        if !self.unindexed.is_empty() {
+            skipped.push(Skipped {
+                reason: "repository-unindexed".into(),
+                title: format!("{} searched without index", self.unindexed.len()),
+                message: format!(
+                    "These repositories' indexes are not up to date yet; they were searched straight from git:\n{}",
+                    list(&self.unindexed)
+                ),
+                severity: "info".into(),
                 suggested: None,
             });
         }

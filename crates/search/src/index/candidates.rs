@@ -1,0 +1,265 @@
+//! Which documents of a shard can match a pattern expression, from the trigram index: each
+//! pattern's required literals become trigram lookups (a regexp's through its syntax tree), and
+//! patterns that may match a path add the documents whose path matches. Anything the index
+//! cannot narrow (a regexp with no usable literal, a negation) leaves every document a candidate;
+//! the candidates are always verified against the text.
+
+use regex_syntax::hir::{Hir, HirKind};
+
+use super::IndexError;
+use super::format::Shard;
+use super::trigram::of_literal;
+use crate::query::{Atom, Expr, Scope};
+
+/// A set of document numbers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DocSet {
+    All,
+    Some(Vec<u32>),
+}
+
+impl DocSet {
+    fn and(self, other: DocSet) -> DocSet {
+        match (self, other) {
+            (DocSet::All, x) | (x, DocSet::All) => x,
+            (DocSet::Some(a), DocSet::Some(b)) => DocSet::Some(intersect(&a, &b)),
+        }
+    }
+
+    fn or(self, other: DocSet) -> DocSet {
+        match (self, other) {
+            (DocSet::All, _) | (_, DocSet::All) => DocSet::All,
+            (DocSet::Some(a), DocSet::Some(b)) => DocSet::Some(union(&a, &b)),
+        }
+    }
+}
+
+fn intersect(a: &[u32], b: &[u32]) -> Vec<u32> {
+    let (mut i, mut j, mut out) = (0, 0, Vec::new());
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                out.push(a[i]);
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out
+}
+
+fn union(a: &[u32], b: &[u32]) -> Vec<u32> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    out.extend_from_slice(a);
+    out.extend_from_slice(b);
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// What a regexp requires of a text, as literals.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Required {
+    Anything,
+    Literal(Vec<u8>),
+    All(Vec<Required>),
+    Any(Vec<Required>),
+}
+
+/// The literals a regexp requires, read off its syntax tree.
+pub fn required(pattern: &str) -> Required {
+    match regex_syntax::Parser::new().parse(pattern) {
+        Ok(hir) => of_hir(&hir),
+        Err(_) => Required::Anything,
+    }
+}
+
+fn of_hir(hir: &Hir) -> Required {
+    match hir.kind() {
+        HirKind::Literal(literal) => Required::Literal(literal.0.to_vec()),
+        HirKind::Capture(capture) => of_hir(&capture.sub),
+        HirKind::Repetition(repetition) if repetition.min == 1 && repetition.max == Some(1) => {
+            of_hir(&repetition.sub)
+        }
+        // Repeated text is required, but cannot be joined with both of its neighbours.
+        HirKind::Repetition(repetition) if repetition.min >= 1 => match of_hir(&repetition.sub) {
+            Required::Anything => Required::Anything,
+            inner => Required::All(vec![inner]),
+        },
+        HirKind::Concat(parts) => {
+            let mut all = Vec::new();
+            let mut run: Vec<u8> = Vec::new();
+            for part in parts {
+                match of_hir(part) {
+                    Required::Literal(bytes) => run.extend_from_slice(&bytes),
+                    other => {
+                        if !run.is_empty() {
+                            all.push(Required::Literal(std::mem::take(&mut run)));
+                        }
+                        all.push(other);
+                    }
+                }
+            }
+            if !run.is_empty() {
+                all.push(Required::Literal(run));
+            }
+            if all.len() == 1 {
+                all.remove(0)
+            } else {
+                Required::All(all)
+            }
+        }
+        HirKind::Alternation(options) => {
+            let options: Vec<Required> = options.iter().map(of_hir).collect();
+            if options.contains(&Required::Anything) {
+                Required::Anything
+            } else {
+                Required::Any(options)
+            }
+        }
+        _ => Required::Anything,
+    }
+}
+
+fn lookup(shard: &Shard, required: &Required, case_sensitive: bool) -> Result<DocSet, IndexError> {
+    Ok(match required {
+        Required::Anything => DocSet::All,
+        Required::Literal(bytes) => {
+            let trigrams = of_literal(bytes, case_sensitive);
+            if trigrams.is_empty() {
+                return Ok(DocSet::All);
+            }
+            // Rarest first: the intersection only shrinks.
+            let mut lists = Vec::with_capacity(trigrams.len());
+            for trigram in trigrams {
+                let list = shard.postings(trigram)?;
+                if list.is_empty() {
+                    return Ok(DocSet::Some(Vec::new()));
+                }
+                lists.push(list);
+            }
+            lists.sort_by_key(Vec::len);
+            let mut docs = lists[0].clone();
+            for list in &lists[1..] {
+                docs = intersect(&docs, list);
+                if docs.is_empty() {
+                    break;
+                }
+            }
+            DocSet::Some(docs)
+        }
+        Required::All(parts) => {
+            let mut set = DocSet::All;
+            for part in parts {
+                set = set.and(lookup(shard, part, case_sensitive)?);
+                if set == DocSet::Some(Vec::new()) {
+                    break;
+                }
+            }
+            set
+        }
+        Required::Any(parts) => {
+            let mut set = DocSet::Some(Vec::new());
+            for part in parts {
+                set = set.or(lookup(shard, part, case_sensitive)?);
+                if set == DocSet::All {
+                    break;
+                }
+            }
+            set
+        }
+    })
+}
+
+fn atom_candidates(shard: &Shard, atom: &Atom, case_sensitive: bool) -> Result<DocSet, IndexError> {
+    let content = if atom.scope == Scope::Path {
+        DocSet::Some(Vec::new())
+    } else if atom.literal {
+        lookup(
+            shard,
+            &Required::Literal(atom.text.as_bytes().to_vec()),
+            case_sensitive,
+        )?
+    } else {
+        lookup(shard, &required(&atom.text), case_sensitive)?
+    };
+    if atom.scope == Scope::Content || content == DocSet::All {
+        return Ok(content);
+    }
+    let by_path: Vec<u32> = shard
+        .docs()
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| atom.regex.is_match(d.path.as_bytes()))
+        .map(|(i, _)| i as u32)
+        .collect();
+    Ok(content.or(DocSet::Some(by_path)))
+}
+
+/// The documents of a shard that may match `expr`.
+pub fn candidates(
+    shard: &Shard,
+    expr: Option<&Expr>,
+    case_sensitive: bool,
+) -> Result<DocSet, IndexError> {
+    let Some(expr) = expr else {
+        return Ok(DocSet::All);
+    };
+    Ok(match expr {
+        Expr::Atom(atom) => atom_candidates(shard, atom, case_sensitive)?,
+        Expr::And(children) => {
+            let mut set = DocSet::All;
+            for child in children {
+                set = set.and(candidates(shard, Some(child), case_sensitive)?);
+            }
+            set
+        }
+        Expr::Or(children) => {
+            let mut set = DocSet::Some(Vec::new());
+            for child in children {
+                set = set.or(candidates(shard, Some(child), case_sensitive)?);
+            }
+            set
+        }
+        Expr::Not(_) => DocSet::All,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lit(s: &str) -> Required {
+        Required::Literal(s.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn literals_are_read_off_regexps() {
+        assert_eq!(required("hello"), lit("hello"));
+        assert_eq!(required(r"foo\.bar"), lit("foo.bar"));
+        assert_eq!(
+            required(r"impl.*Iterator for"),
+            Required::All(vec![lit("impl"), Required::Anything, lit("Iterator for")])
+        );
+        assert_eq!(
+            required("(abc|def)x"),
+            Required::All(vec![Required::Any(vec![lit("abc"), lit("def")]), lit("x")])
+        );
+        assert_eq!(required("(abc|d*)"), Required::Anything);
+        assert_eq!(
+            required("xa+bc"),
+            Required::All(vec![lit("x"), Required::All(vec![lit("a")]), lit("bc")])
+        );
+        assert_eq!(
+            required("x(ab)?y"),
+            Required::All(vec![lit("x"), Required::Anything, lit("y")])
+        );
+        assert_eq!(
+            required("[a-z]+_[a-z]+"),
+            Required::All(vec![Required::Anything, lit("_"), Required::Anything])
+        );
+        assert_eq!(required("(unclosed"), Required::Anything);
+    }
+}

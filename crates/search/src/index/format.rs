@@ -1,0 +1,512 @@
+//! The shard file: one immutable file holding a set of documents, their compressed contents and
+//! a trigram index over them. Readers map it read-only; writers never modify a shard in place.
+//!
+//! Layout (version 1, little endian):
+//!
+//! | part | contents |
+//! |---|---|
+//! | header | `QUARRYIX`, format version `u32`, reserved `u32` |
+//! | content | zstd blocks of concatenated document texts (about 128 KB each before compression) |
+//! | block table | per block: file offset `u64`, compressed length `u32`, text length `u32`, CRC-32 of the text `u32` |
+//! | documents | per document, varints: path length and bytes, object id length and bytes, size, flags, block, offset in block |
+//! | dictionary | sorted entries: trigram `u32`, document count `u32`, postings offset `u64` |
+//! | postings | per trigram, delta-coded varint document numbers |
+//! | footer | offsets of block table, documents, dictionary, postings and end `u64` each; block, document and dictionary counts `u32` each; CRC-32 of block table + documents + dictionary `u32`; `QIDXFOOT` |
+//!
+//! A shard is written to a temporary file, flushed to disk and renamed into place, so a reader
+//! only ever sees complete shards; the footer's checksum catches damage to the metadata, and each
+//! block's checksum damage to a text.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use memmap2::Mmap;
+
+use super::IndexError;
+use super::trigram::{Trigram, TrigramSet};
+
+pub const FORMAT_VERSION: u32 = 1;
+const HEADER_MAGIC: &[u8; 8] = b"QUARRYIX";
+const FOOTER_MAGIC: &[u8; 8] = b"QIDXFOOT";
+const HEADER_LEN: u64 = 16;
+const FOOTER_LEN: usize = 5 * 8 + 4 * 4 + 8;
+const BLOCK_ENTRY: usize = 20;
+const DICT_ENTRY: usize = 16;
+/// Texts are compressed together up to about this size.
+const BLOCK_TARGET: usize = 128 * 1024;
+const ZSTD_LEVEL: i32 = 3;
+
+/// The contents of the document were not indexed: a NUL byte in its first 8 KB.
+pub const FLAG_BINARY: u8 = 1;
+/// The contents of the document were not indexed: larger than the limit.
+pub const FLAG_TOO_LARGE: u8 = 2;
+
+/// A document of a shard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Doc {
+    pub path: String,
+    pub oid: String,
+    pub size: u64,
+    pub flags: u8,
+    block: u32,
+    offset: u32,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Block {
+    offset: u64,
+    compressed: u32,
+    length: u32,
+    crc: u32,
+}
+
+fn put_varint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+fn get_varint(data: &[u8], at: &mut usize) -> Option<u64> {
+    let mut value = 0u64;
+    let mut shift = 0;
+    loop {
+        let byte = *data.get(*at)?;
+        *at += 1;
+        if shift > 63 {
+            return None;
+        }
+        value |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Some(value);
+        }
+        shift += 7;
+    }
+}
+
+/// Builds one shard in memory and writes it out.
+#[derive(Default)]
+pub struct ShardBuilder {
+    docs: Vec<Doc>,
+    blocks: Vec<Block>,
+    content: Vec<u8>,
+    pending: Vec<u8>,
+    pairs: Vec<u64>,
+    trigrams: TrigramSet,
+    text_bytes: u64,
+}
+
+impl ShardBuilder {
+    /// Adds a document; `text` is empty for a document whose contents are not indexed.
+    pub fn add(
+        &mut self,
+        path: String,
+        oid: String,
+        size: u64,
+        flags: u8,
+        text: &[u8],
+    ) -> Result<(), IndexError> {
+        let doc_id = u32::try_from(self.docs.len())
+            .map_err(|_| IndexError::Corrupt("too many documents in one shard".into()))?;
+        if !self.pending.is_empty() && self.pending.len() + text.len() > BLOCK_TARGET {
+            self.seal_block()?;
+        }
+        let block = self.blocks.len() as u32;
+        let offset = self.pending.len() as u32;
+        self.pending.extend_from_slice(text);
+        self.text_bytes += text.len() as u64;
+        for &trigram in self.trigrams.collect(text) {
+            self.pairs
+                .push((u64::from(trigram) << 32) | u64::from(doc_id));
+        }
+        self.docs.push(Doc {
+            path,
+            oid,
+            size,
+            flags,
+            block,
+            offset,
+        });
+        Ok(())
+    }
+
+    /// Bytes of indexed text so far.
+    pub fn text_bytes(&self) -> u64 {
+        self.text_bytes
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.docs.is_empty()
+    }
+
+    fn seal_block(&mut self) -> Result<(), IndexError> {
+        let compressed = zstd::bulk::compress(&self.pending, ZSTD_LEVEL)
+            .map_err(|e| IndexError::Io(format!("compressing a block: {e}")))?;
+        self.blocks.push(Block {
+            offset: HEADER_LEN + self.content.len() as u64,
+            compressed: compressed.len() as u32,
+            length: self.pending.len() as u32,
+            crc: crc32fast::hash(&self.pending),
+        });
+        self.content.extend_from_slice(&compressed);
+        self.pending.clear();
+        Ok(())
+    }
+
+    /// Writes the shard to `path` atomically: a temporary file, flushed, then renamed.
+    pub fn write(mut self, path: &Path) -> Result<(), IndexError> {
+        // Every document points at a block, even an empty last one.
+        self.seal_block()?;
+        let mut out = Vec::with_capacity(self.content.len() + self.pairs.len() * 2);
+        out.extend_from_slice(HEADER_MAGIC);
+        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        out.extend_from_slice(&0u32.to_le_bytes());
+        out.extend_from_slice(&self.content);
+        let blocks_off = out.len() as u64;
+        for block in &self.blocks {
+            out.extend_from_slice(&block.offset.to_le_bytes());
+            out.extend_from_slice(&block.compressed.to_le_bytes());
+            out.extend_from_slice(&block.length.to_le_bytes());
+            out.extend_from_slice(&block.crc.to_le_bytes());
+        }
+        let docs_off = out.len() as u64;
+        for doc in &self.docs {
+            put_varint(&mut out, doc.path.len() as u64);
+            out.extend_from_slice(doc.path.as_bytes());
+            put_varint(&mut out, doc.oid.len() as u64);
+            out.extend_from_slice(doc.oid.as_bytes());
+            put_varint(&mut out, doc.size);
+            out.push(doc.flags);
+            put_varint(&mut out, u64::from(doc.block));
+            put_varint(&mut out, u64::from(doc.offset));
+        }
+        // Postings are grouped by trigram: sort the (trigram, document) pairs.
+        self.pairs.sort_unstable();
+        let mut dictionary = Vec::new();
+        let mut postings = Vec::new();
+        let mut i = 0;
+        while i < self.pairs.len() {
+            let trigram = (self.pairs[i] >> 32) as u32;
+            let start = postings.len() as u64;
+            let mut previous = 0u32;
+            let mut count = 0u32;
+            while i < self.pairs.len() && (self.pairs[i] >> 32) as u32 == trigram {
+                let doc = self.pairs[i] as u32;
+                put_varint(&mut postings, u64::from(doc - previous));
+                previous = doc;
+                count += 1;
+                i += 1;
+            }
+            dictionary.extend_from_slice(&trigram.to_le_bytes());
+            dictionary.extend_from_slice(&count.to_le_bytes());
+            dictionary.extend_from_slice(&start.to_le_bytes());
+        }
+        let dict_off = out.len() as u64;
+        out.extend_from_slice(&dictionary);
+        let postings_off = out.len() as u64;
+        out.extend_from_slice(&postings);
+        let end = out.len() as u64;
+        let crc = crc32fast::hash(&out[blocks_off as usize..postings_off as usize]);
+        for value in [blocks_off, docs_off, dict_off, postings_off, end] {
+            out.extend_from_slice(&value.to_le_bytes());
+        }
+        for value in [
+            self.blocks.len() as u32,
+            self.docs.len() as u32,
+            (dictionary.len() / DICT_ENTRY) as u32,
+            crc,
+        ] {
+            out.extend_from_slice(&value.to_le_bytes());
+        }
+        out.extend_from_slice(FOOTER_MAGIC);
+        write_atomically(path, &out)
+    }
+}
+
+/// Writes a file so that it is either absent or complete, even across a crash.
+pub fn write_atomically(path: &Path, data: &[u8]) -> Result<(), IndexError> {
+    let tmp = path.with_extension(format!("tmp{:08x}", fastrand::u32(..)));
+    let result = (|| -> io::Result<()> {
+        let mut file = File::create(&tmp)?;
+        file.write_all(data)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        if let Some(parent) = path.parent() {
+            File::open(parent)?.sync_all()?;
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(|e| IndexError::Io(format!("writing {}: {e}", path.display())))
+}
+
+/// An open shard.
+pub struct Shard {
+    file: File,
+    map: Mmap,
+    docs: Vec<Doc>,
+    blocks: Vec<Block>,
+    dict_off: usize,
+    dict_count: usize,
+    postings_off: usize,
+    postings_end: usize,
+    text_bytes: u64,
+}
+
+impl std::fmt::Debug for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shard")
+            .field("docs", &self.docs.len())
+            .finish()
+    }
+}
+
+fn read_u64(data: &[u8], at: usize) -> u64 {
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&data[at..at + 8]);
+    u64::from_le_bytes(bytes)
+}
+
+fn read_u32(data: &[u8], at: usize) -> u32 {
+    let mut bytes = [0u8; 4];
+    bytes.copy_from_slice(&data[at..at + 4]);
+    u32::from_le_bytes(bytes)
+}
+
+impl Shard {
+    /// Opens and checks a shard: header, footer, section bounds and the metadata checksum.
+    pub fn open(path: &Path) -> Result<Shard, IndexError> {
+        let corrupt = |what: &str| IndexError::Corrupt(format!("{}: {what}", path.display()));
+        let file =
+            File::open(path).map_err(|e| IndexError::Io(format!("{}: {e}", path.display())))?;
+        // SAFETY: shards are never modified after they are renamed into place (writers create
+        // new files), so the mapping does not change under the reader.
+        let map = unsafe { Mmap::map(&file) }
+            .map_err(|e| IndexError::Io(format!("{}: {e}", path.display())))?;
+        let data = &map[..];
+        if data.len() < HEADER_LEN as usize + FOOTER_LEN || &data[..8] != HEADER_MAGIC {
+            return Err(corrupt("not a shard"));
+        }
+        let version = read_u32(data, 8);
+        if version != FORMAT_VERSION {
+            return Err(IndexError::Version(version));
+        }
+        let footer = data.len() - FOOTER_LEN;
+        if &data[data.len() - 8..] != FOOTER_MAGIC {
+            return Err(corrupt("incomplete (no footer)"));
+        }
+        let [blocks_off, docs_off, dict_off, postings_off, end] =
+            [0, 8, 16, 24, 32].map(|i| read_u64(data, footer + i) as usize);
+        let [block_count, doc_count, dict_count, crc] =
+            [40, 44, 48, 52].map(|i| read_u32(data, footer + i) as usize);
+        let ordered = HEADER_LEN as usize <= blocks_off
+            && blocks_off <= docs_off
+            && docs_off <= dict_off
+            && dict_off <= postings_off
+            && postings_off <= end
+            && end == footer
+            && blocks_off + block_count * BLOCK_ENTRY == docs_off
+            && dict_off + dict_count * DICT_ENTRY == postings_off;
+        if !ordered {
+            return Err(corrupt("section offsets out of order"));
+        }
+        if crc32fast::hash(&data[blocks_off..postings_off]) as usize != crc {
+            return Err(corrupt("metadata checksum mismatch"));
+        }
+        let blocks: Vec<Block> = (0..block_count)
+            .map(|i| {
+                let at = blocks_off + i * BLOCK_ENTRY;
+                Block {
+                    offset: read_u64(data, at),
+                    compressed: read_u32(data, at + 8),
+                    length: read_u32(data, at + 12),
+                    crc: read_u32(data, at + 16),
+                }
+            })
+            .collect();
+        let mut docs = Vec::with_capacity(doc_count);
+        let mut at = docs_off;
+        let section = &data[..dict_off];
+        let mut text_bytes = 0u64;
+        for _ in 0..doc_count {
+            let string = |at: &mut usize| -> Option<String> {
+                let len = get_varint(section, at)? as usize;
+                let bytes = section.get(*at..*at + len)?;
+                *at += len;
+                String::from_utf8(bytes.to_vec()).ok()
+            };
+            let path = string(&mut at).ok_or_else(|| corrupt("bad document path"))?;
+            let oid = string(&mut at).ok_or_else(|| corrupt("bad document id"))?;
+            let size = get_varint(section, &mut at).ok_or_else(|| corrupt("bad size"))?;
+            let flags = *section.get(at).ok_or_else(|| corrupt("bad flags"))?;
+            at += 1;
+            let block = get_varint(section, &mut at).ok_or_else(|| corrupt("bad block"))? as u32;
+            let offset = get_varint(section, &mut at).ok_or_else(|| corrupt("bad offset"))? as u32;
+            if block as usize >= blocks.len() {
+                return Err(corrupt("document in a missing block"));
+            }
+            if flags == 0 {
+                text_bytes += size;
+            }
+            docs.push(Doc {
+                path,
+                oid,
+                size,
+                flags,
+                block,
+                offset,
+            });
+        }
+        Ok(Shard {
+            file,
+            map,
+            docs,
+            blocks,
+            dict_off,
+            dict_count,
+            postings_off,
+            postings_end: end,
+            text_bytes,
+        })
+    }
+
+    pub fn docs(&self) -> &[Doc] {
+        &self.docs
+    }
+
+    /// Bytes of text indexed in this shard.
+    pub fn text_bytes(&self) -> u64 {
+        self.text_bytes
+    }
+
+    /// The documents that contain a trigram, ascending.
+    pub fn postings(&self, trigram: Trigram) -> Result<Vec<u32>, IndexError> {
+        let data = &self.map[..];
+        let (mut low, mut high) = (0usize, self.dict_count);
+        while low < high {
+            let mid = (low + high) / 2;
+            let at = self.dict_off + mid * DICT_ENTRY;
+            let found = read_u32(data, at);
+            if found < trigram {
+                low = mid + 1;
+            } else if found > trigram {
+                high = mid;
+            } else {
+                let count = read_u32(data, at + 4) as usize;
+                let mut cursor = self.postings_off + read_u64(data, at + 8) as usize;
+                let section = &data[..self.postings_end];
+                let mut out = Vec::with_capacity(count);
+                let mut doc = 0u64;
+                for _ in 0..count {
+                    doc += get_varint(section, &mut cursor)
+                        .ok_or_else(|| IndexError::Corrupt("truncated postings".into()))?;
+                    out.push(doc as u32);
+                }
+                return Ok(out);
+            }
+        }
+        Ok(Vec::new())
+    }
+
+    /// The text of a block, checked against its checksum.
+    pub fn block_text(&self, block: u32) -> Result<Vec<u8>, IndexError> {
+        let info = self.blocks[block as usize];
+        let mut compressed = vec![0u8; info.compressed as usize];
+        // Read, not mapped: texts pass through the page cache without staying in this
+        // process's resident memory.
+        self.file
+            .read_exact_at(&mut compressed, info.offset)
+            .map_err(|e| IndexError::Io(format!("reading a block: {e}")))?;
+        let text = zstd::bulk::decompress(&compressed, info.length as usize)
+            .map_err(|e| IndexError::Corrupt(format!("block {block}: {e}")))?;
+        if crc32fast::hash(&text) != info.crc {
+            return Err(IndexError::Corrupt(format!(
+                "block {block}: checksum mismatch"
+            )));
+        }
+        Ok(text)
+    }
+
+    /// Where a document's text lies in its block's text.
+    pub fn locate(&self, doc: u32) -> (u32, usize, usize) {
+        let d = &self.docs[doc as usize];
+        let len = if d.flags == 0 { d.size as usize } else { 0 };
+        (d.block, d.offset as usize, len)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::trigram::pack;
+
+    fn build(dir: &Path) -> std::path::PathBuf {
+        let mut builder = ShardBuilder::default();
+        builder
+            .add("a.rs".into(), "1".repeat(40), 13, 0, b"fn alpha() {}")
+            .unwrap();
+        builder
+            .add("b.bin".into(), "2".repeat(40), 9, FLAG_BINARY, b"")
+            .unwrap();
+        let big = "needle\n".repeat(40_000);
+        builder
+            .add(
+                "big.txt".into(),
+                "3".repeat(40),
+                big.len() as u64,
+                0,
+                big.as_bytes(),
+            )
+            .unwrap();
+        builder
+            .add("c.rs".into(), "4".repeat(40), 12, 0, b"fn beta() {}")
+            .unwrap();
+        let path = dir.join("0.qix");
+        builder.write(&path).unwrap();
+        path
+    }
+
+    #[test]
+    fn round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let shard = Shard::open(&build(dir.path())).unwrap();
+        assert_eq!(shard.docs().len(), 4);
+        assert_eq!(shard.docs()[1].flags, FLAG_BINARY);
+        assert_eq!(shard.postings(pack(b'f', b'n', b' ')).unwrap(), [0, 3]);
+        assert_eq!(shard.postings(pack(b'N', b'E', b'E')).unwrap(), [2]);
+        assert!(shard.postings(pack(b'z', b'z', b'z')).unwrap().is_empty());
+        let (block, offset, len) = shard.locate(3);
+        let text = shard.block_text(block).unwrap();
+        assert_eq!(&text[offset..offset + len], b"fn beta() {}");
+        let (block, offset, len) = shard.locate(2);
+        assert_eq!(len, 280_000);
+        assert!(shard.block_text(block).unwrap()[offset..offset + len].starts_with(b"needle\n"));
+    }
+
+    #[test]
+    fn damage_is_detected_not_served() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = build(dir.path());
+        let original = std::fs::read(&path).unwrap();
+        // A torn write: the file ends early.
+        std::fs::write(&path, &original[..original.len() / 2]).unwrap();
+        assert!(matches!(Shard::open(&path), Err(IndexError::Corrupt(_))));
+        // A flipped byte in the metadata.
+        let mut flipped = original.clone();
+        let docs_off = read_u64(&original, original.len() - FOOTER_LEN + 8) as usize;
+        flipped[docs_off + 1] ^= 0xff;
+        std::fs::write(&path, &flipped).unwrap();
+        assert!(Shard::open(&path).is_err());
+        // A flipped byte in a text block.
+        let mut flipped = original;
+        flipped[HEADER_LEN as usize + 5] ^= 0xff;
+        std::fs::write(&path, &flipped).unwrap();
+        let shard = Shard::open(&path).unwrap();
+        assert!(shard.block_text(0).is_err());
+    }
+}
