@@ -1,0 +1,162 @@
+//! Building, updating and recovering repository indexes against real git repositories.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use quarry_gitserver::testing::TestRepo;
+use quarry_gitserver::{GitService, LocalGitService};
+use quarry_search::index::format::Shard;
+use quarry_search::index::trigram::pack;
+use quarry_search::index::{IndexBuilder, IndexCatalog, search};
+use quarry_search::query::{PatternType, plan};
+
+const LIMIT: u64 = 1024 * 1024;
+
+fn found_paths(catalog: &IndexCatalog, query: &str) -> Vec<String> {
+    let index = catalog.get(1).expect("an index");
+    let plan = plan(query, PatternType::Keyword).unwrap();
+    let mut paths = Vec::new();
+    search(
+        &index,
+        &plan.basics[0],
+        plan.case_sensitive,
+        &|| false,
+        &mut |m| {
+            paths.push(m.path);
+            true
+        },
+    )
+    .unwrap();
+    paths.sort();
+    paths
+}
+
+#[tokio::test]
+async fn incremental_updates_and_recovery_from_damage() {
+    let work = tempfile::tempdir().unwrap();
+    let origin = TestRepo::init(&work.path().join("origin")).unwrap();
+    let mut files: Vec<(String, String)> = (0..20)
+        .map(|i| {
+            (
+                format!("src/file{i}.rs"),
+                format!("fn function_{i}() {{}}\n"),
+            )
+        })
+        .collect();
+    files.push(("big.txt".into(), "x".repeat(2 * LIMIT as usize)));
+    files.push(("blob.bin".into(), "bin\0ary".into()));
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, c)| (p.as_str(), c.as_str()))
+        .collect();
+    let first = origin.commit(&refs, "first").unwrap();
+    let git = Arc::new(LocalGitService::open(&work.path().join("mirrors")).unwrap());
+    git.sync(
+        "r",
+        &origin.path.display().to_string(),
+        Duration::from_secs(60),
+    )
+    .await
+    .unwrap();
+    let index_root = work.path().join("index");
+    let catalog = Arc::new(IndexCatalog::new(&index_root).unwrap());
+    let builder = IndexBuilder::new(git.clone(), catalog.clone(), LIMIT);
+
+    let stats = builder.index(1, "r", &first).await.unwrap();
+    assert!(stats.full);
+    assert_eq!(stats.documents, 22);
+    assert_eq!(
+        found_paths(&catalog, "case:yes function_7"),
+        ["src/file7.rs"]
+    );
+    assert_eq!(found_paths(&catalog, "type:path big"), ["big.txt"]);
+    assert!(
+        builder.index(1, "r", &first).await.unwrap().documents == 0,
+        "an index at the commit is left alone"
+    );
+
+    // Change one file, add one, delete one: only those are read, in a new shard.
+    origin.git(&["rm", "--quiet", "src/file3.rs"]).unwrap();
+    let second = origin
+        .commit(
+            &[
+                ("src/file5.rs", "fn renamed_five() {}\n"),
+                ("src/new.rs", "fn brand_new() {}\n"),
+            ],
+            "second",
+        )
+        .unwrap();
+    git.sync(
+        "r",
+        &origin.path.display().to_string(),
+        Duration::from_secs(60),
+    )
+    .await
+    .unwrap();
+    let stats = builder.index(1, "r", &second).await.unwrap();
+    assert!(!stats.full, "{stats:?}");
+    assert_eq!(stats.documents, 2);
+    assert_eq!(stats.tombstoned, 2);
+    let index = catalog.get(1).unwrap();
+    assert_eq!(index.commit, second);
+    assert_eq!(index.shards.len(), 2);
+    assert_eq!(found_paths(&catalog, "brand_new"), ["src/new.rs"]);
+    assert!(
+        found_paths(&catalog, "function_5").is_empty(),
+        "changed content is gone"
+    );
+    assert!(
+        found_paths(&catalog, "function_3").is_empty(),
+        "deleted content is gone"
+    );
+    assert_eq!(found_paths(&catalog, "renamed_five"), ["src/file5.rs"]);
+    assert_eq!(
+        found_paths(&catalog, "function_12 file:2\\.rs"),
+        ["src/file12.rs"]
+    );
+
+    // Leftovers of an interrupted write are deleted when the index is opened again.
+    let dir = catalog.dir(1);
+    std::fs::write(dir.join("half-written.qix.tmp1234"), b"partial").unwrap();
+    let reopened = IndexCatalog::new(&index_root).unwrap();
+    assert!(reopened.get(1).is_some());
+    assert!(!dir.join("half-written.qix.tmp1234").exists());
+
+    // A damaged shard is refused, never served, and the next build starts over.
+    let shard = dir.join(&index.shard_files()[0]);
+    let bytes = std::fs::read(&shard).unwrap();
+    std::fs::write(&shard, &bytes[..bytes.len() - 10]).unwrap();
+    let damaged = Arc::new(IndexCatalog::new(&index_root).unwrap());
+    assert!(damaged.get(1).is_none());
+    let rebuilt = IndexBuilder::new(git.clone(), damaged.clone(), LIMIT)
+        .index(1, "r", &second)
+        .await
+        .unwrap();
+    assert!(rebuilt.full);
+    assert_eq!(rebuilt.documents, 22);
+    assert_eq!(damaged.get(1).unwrap().shards.len(), 1);
+
+    catalog.retain(&[]);
+    assert!(
+        !dir.exists(),
+        "the index of a deleted repository is removed"
+    );
+}
+
+/// Shards written by version 1 of the format stay readable: `tests/data/v1.qix` was written by
+/// the first release of the format's `ShardBuilder` (three documents: two texts and a binary
+/// file) and is never regenerated.
+#[test]
+fn reads_a_version_1_shard() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/v1.qix");
+    let shard = Shard::open(&path).unwrap();
+    let paths: Vec<&str> = shard.docs().iter().map(|d| d.path.as_str()).collect();
+    assert_eq!(paths, ["README.md", "src/lib.rs", "logo.png"]);
+    assert_eq!(shard.postings(pack(b'q', b'u', b'a')).unwrap(), [0, 1]);
+    let (block, offset, len) = shard.locate(1);
+    let text = shard.block_text(block).unwrap();
+    assert_eq!(
+        &text[offset..offset + len],
+        b"pub fn quarry() -> u32 { 42 }\n"
+    );
+}
