@@ -409,7 +409,7 @@ async fn bad_queries_get_clear_errors_and_the_server_stays_responsive() {
     for (query, expected) in [
         ("(needle or", "column 9: expected a term after `or`"),
         ("(needle", "column 1: unbalanced parentheses"),
-        ("needle)", "no matching `(`"),
+        ("needle or x)", "no matching `(`"),
         ("/(unclosed/", "invalid regexp"),
         ("bogus:thing needle", "unknown filter `bogus:`"),
         ("count:-1 needle", "count:"),

@@ -167,6 +167,9 @@ struct Lexer<'a> {
     pos: usize,
     /// Open groups, so that a `)` ending a term closes a group only when one is open.
     depth: usize,
+    /// Parentheses are ordinary characters (a query without operators whose parentheses do not
+    /// balance, such as `#[derive(Debug, Clone)]`, is read this way).
+    literal_parens: bool,
 }
 
 impl<'a> Lexer<'a> {
@@ -187,6 +190,8 @@ impl<'a> Lexer<'a> {
             let start = self.pos;
             if c.is_whitespace() {
                 self.pos += c.len_utf8();
+            } else if self.literal_parens && (c == '(' || c == ')') {
+                tokens.push(self.word()?);
             } else if c == '(' {
                 self.pos += 1;
                 self.depth += 1;
@@ -295,6 +300,9 @@ impl<'a> Lexer<'a> {
                 end = start + i;
                 break;
             }
+            if self.literal_parens {
+                continue;
+            }
             if c == '(' {
                 inner += 1;
             } else if c == ')' {
@@ -391,12 +399,34 @@ pub fn parse(query: &str, default_type: PatternType) -> Result<(Node, PatternTyp
             format!("the query is longer than {} KB", MAX_QUERY_LEN / 1024),
         ));
     }
-    let tokens = Lexer {
+    let tokens = match (Lexer {
         query,
         pos: 0,
         depth: 0,
-    }
-    .tokens()?;
+        literal_parens: false,
+    })
+    .tokens()
+    {
+        Ok(tokens) => tokens,
+        Err(e) if e.message.starts_with("unbalanced parentheses") => {
+            // Without operators, parentheses that do not balance can only be meant literally.
+            let literal = Lexer {
+                query,
+                pos: 0,
+                depth: 0,
+                literal_parens: true,
+            }
+            .tokens()?;
+            if literal
+                .iter()
+                .any(|t| matches!(t, Token::And(_) | Token::Or(_) | Token::Not(_)))
+            {
+                return Err(e);
+            }
+            literal
+        }
+        Err(e) => return Err(e),
+    };
     let mut pattern_type = default_type;
     for token in &tokens {
         if let Token::Filter(f) = token
@@ -787,6 +817,7 @@ mod tests {
         for (query, column, expected) in [
             ("(a or b", 1, "never closed"),
             ("a or b)", 7, "no matching `(`"),
+            ("(a and b", 1, "never closed"),
             ("a or", 3, "expected a term after `or`"),
             ("and a", 1, "expected a term before `and`"),
             ("foo \"bar", 5, "unterminated"),
@@ -806,6 +837,16 @@ mod tests {
                 .message
                 .contains("longer")
         );
+    }
+
+    #[test]
+    fn unbalanced_parentheses_without_operators_are_literal() {
+        assert_eq!(
+            keyword("#[derive(Debug, Clone)]"),
+            Node::And(vec![lit("#[derive(Debug,", 0), lit("Clone)]", 16)])
+        );
+        assert_eq!(keyword("memcpy("), lit("memcpy(", 0));
+        assert_eq!(keyword("x)"), lit("x)", 0));
     }
 
     #[test]
