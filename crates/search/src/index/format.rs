@@ -6,7 +6,7 @@
 //! | part | contents |
 //! |---|---|
 //! | header | `QUARRYIX`, format version `u32`, reserved `u32` |
-//! | content | zstd blocks of concatenated document texts (about 128 KB each before compression) |
+//! | content | LZ4 blocks of concatenated document texts (about 128 KB each before compression) |
 //! | block table | per block: file offset `u64`, compressed length `u32`, text length `u32`, CRC-32 of the text `u32` |
 //! | documents | per document, varints: path length and bytes, object id length and bytes, size, flags, block, offset in block |
 //! | dictionary | sorted entries: trigram `u32`, document count `u32`, postings offset `u64` |
@@ -36,7 +36,6 @@ const BLOCK_ENTRY: usize = 20;
 const DICT_ENTRY: usize = 16;
 /// Texts are compressed together up to about this size.
 const BLOCK_TARGET: usize = 128 * 1024;
-const ZSTD_LEVEL: i32 = 3;
 
 /// The contents of the document were not indexed: a NUL byte in its first 8 KB.
 pub const FLAG_BINARY: u8 = 1;
@@ -143,8 +142,8 @@ impl ShardBuilder {
     }
 
     fn seal_block(&mut self) -> Result<(), IndexError> {
-        let compressed = zstd::bulk::compress(&self.pending, ZSTD_LEVEL)
-            .map_err(|e| IndexError::Io(format!("compressing a block: {e}")))?;
+        // LZ4 rather than a denser codec: reading texts back fast is what queries wait on.
+        let compressed = lz4_flex::block::compress(&self.pending);
         self.blocks.push(Block {
             offset: HEADER_LEN + self.content.len() as u64,
             compressed: compressed.len() as u32,
@@ -422,7 +421,7 @@ impl Shard {
         self.file
             .read_exact_at(&mut compressed, info.offset)
             .map_err(|e| IndexError::Io(format!("reading a block: {e}")))?;
-        let text = zstd::bulk::decompress(&compressed, info.length as usize)
+        let text = lz4_flex::block::decompress(&compressed, info.length as usize)
             .map_err(|e| IndexError::Corrupt(format!("block {block}: {e}")))?;
         if crc32fast::hash(&text) != info.crc {
             return Err(IndexError::Corrupt(format!(

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::{StreamExt, stream};
 use quarry_config::LiveSiteConfig;
 use quarry_store::{CloneStatus, RepoFilter, Store};
 use tokio::sync::Notify;
@@ -20,6 +21,7 @@ pub struct IndexService {
     store: Store,
     builder: IndexBuilder,
     config: LiveSiteConfig,
+    concurrency: usize,
     wake: Notify,
 }
 
@@ -29,6 +31,7 @@ impl IndexService {
             store,
             builder,
             config,
+            concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
             wake: Notify::new(),
         }
     }
@@ -38,7 +41,7 @@ impl IndexService {
         self.wake.notify_one();
     }
 
-    /// Indexes repositories whose head moved, one at a time, until cancelled.
+    /// Indexes repositories whose head moved, several at once, until cancelled.
     pub async fn run(self: Arc<Self>, cancel: CancellationToken) {
         let mut failures: HashMap<(i64, String), Instant> = HashMap::new();
         loop {
@@ -48,36 +51,37 @@ impl IndexService {
                 Ok(repos) => {
                     let ids: Vec<i64> = repos.iter().map(|r| r.id).collect();
                     self.builder.catalog().retain(&ids);
-                    for repo in repos
+                    let behind: Vec<(i64, String, String)> = repos
                         .into_iter()
                         .filter(|r| r.clone_status == CloneStatus::Cloned)
-                    {
-                        if cancel.is_cancelled() {
-                            return;
-                        }
-                        let Some(head) = repo.head_commit.clone() else {
-                            continue;
-                        };
-                        let current = self.builder.catalog().get(repo.id);
-                        if current.is_some_and(|c| c.commit == head) {
-                            continue;
-                        }
-                        let key = (repo.id, head.clone());
-                        if failures
-                            .get(&key)
-                            .is_some_and(|at| at.elapsed() < RETRY_AFTER)
-                        {
-                            continue;
-                        }
-                        let outcome = tokio::select! {
-                            outcome = self.builder.index(repo.id, &repo.name, &head) => outcome,
-                            _ = cancel.cancelled() => return,
-                        };
+                        .filter_map(|r| {
+                            let head = r.head_commit?;
+                            let current = self.builder.catalog().get(r.id);
+                            let failed = failures
+                                .get(&(r.id, head.clone()))
+                                .is_some_and(|at| at.elapsed() < RETRY_AFTER);
+                            (!failed && current.is_none_or(|c| c.commit != head))
+                                .then_some((r.id, r.name, head))
+                        })
+                        .collect();
+                    // One build per core: a build is mostly CPU (trigrams, compression).
+                    let builder = &self.builder;
+                    let outcomes: Vec<_> = tokio::select! {
+                        outcomes = stream::iter(behind)
+                            .map(|(id, name, head)| async move {
+                                let outcome = builder.index(id, &name, &head).await;
+                                (id, name, head, outcome)
+                            })
+                            .buffer_unordered(self.concurrency)
+                            .collect() => outcomes,
+                        _ = cancel.cancelled() => return,
+                    };
+                    for (id, name, head, outcome) in outcomes {
                         match outcome {
                             Ok(stats) => {
-                                failures.remove(&key);
+                                failures.remove(&(id, head));
                                 tracing::info!(
-                                    repo = %repo.name,
+                                    repo = %name,
                                     documents = stats.documents,
                                     removed = stats.tombstoned,
                                     text_bytes = stats.text_bytes,
@@ -87,8 +91,8 @@ impl IndexService {
                                 );
                             }
                             Err(e) => {
-                                tracing::warn!(repo = %repo.name, error = %e, "indexing failed; will retry");
-                                failures.insert(key, Instant::now());
+                                tracing::warn!(repo = %name, error = %e, "indexing failed; will retry");
+                                failures.insert((id, head), Instant::now());
                             }
                         }
                     }
