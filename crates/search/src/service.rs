@@ -27,6 +27,8 @@ use crate::ranking::score;
 pub const DEFAULT_MAX_FILE_SIZE: u64 = 32 * 1024 * 1024;
 /// Results are held back at most this long, so that those arriving together are sent ranked.
 const FLUSH_INTERVAL: Duration = Duration::from_millis(20);
+/// At most this many results are held back before they are sent.
+const MAX_BATCH: usize = 1000;
 /// How often progress is reported while a search runs.
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
 /// The most facets of each kind in the `filters` event.
@@ -58,10 +60,7 @@ pub struct Searcher {
 
 /// What a repository scan reports to the search that started it.
 enum Found {
-    File {
-        target: Arc<Target>,
-        file: FileMatch,
-    },
+    File(Prepared),
     Finished(ScanStats),
     Problem {
         reason: &'static str,
@@ -69,6 +68,13 @@ enum Found {
     },
     /// The repository's index was not at its head: it was searched from git instead.
     Unindexed(String),
+}
+
+/// What every repository scan of a basic query needs to know.
+struct Scan {
+    query: BasicQuery,
+    case_sensitive: bool,
+    select: Option<Select>,
 }
 
 /// A repository at one commit.
@@ -105,7 +111,7 @@ impl Searcher {
         options: SearchOptions,
     ) -> Result<mpsc::Receiver<SearchEvent>, ParseError> {
         let plan = plan(query, options.pattern_type)?;
-        let (events, receiver) = mpsc::channel(64);
+        let (events, receiver) = mpsc::channel(16);
         tokio::spawn(self.clone().run(plan, events));
         Ok(receiver)
     }
@@ -140,7 +146,11 @@ impl Searcher {
         let _stop_scans = cancel.clone().drop_guard();
         let (found_tx, mut found_rx) = mpsc::channel::<Found>(256);
         for basic in &plan.basics {
-            let basic = Arc::new(basic.clone());
+            let scan = Arc::new(Scan {
+                query: basic.clone(),
+                case_sensitive: plan.case_sensitive,
+                select: plan.select,
+            });
             let candidates = repos.iter().filter(|r| {
                 basic.scopes.repo_matches(&r.name)
                     && plan.fork != Tristate::Only
@@ -152,7 +162,7 @@ impl Searcher {
                     && basic.scopes.revisions.is_empty());
             for repo in candidates {
                 if repo_search {
-                    results.repo_name_match(repo, &basic);
+                    results.repo_name_match(repo, basic);
                     continue;
                 }
                 results.repositories.insert(repo.id);
@@ -169,8 +179,7 @@ impl Searcher {
                     tokio::spawn(self.clone().scan_repo(
                         repo.clone(),
                         revision,
-                        basic.clone(),
-                        plan.case_sensitive,
+                        scan.clone(),
                         cancel.clone(),
                         found_tx.clone(),
                     ));
@@ -203,7 +212,12 @@ impl Searcher {
                 }
                 found = found_rx.recv() => match found {
                     None => break,
-                    Some(Found::File { target, file }) => results.file(&target, file),
+                    Some(Found::File(prepared)) => {
+                        results.file(prepared);
+                        if results.batch.len() >= MAX_BATCH && !results.flush(&events).await {
+                            return;
+                        }
+                    }
                     Some(Found::Finished(stats)) => results.stats(&stats),
                     Some(Found::Problem { reason, message }) => results.problem(reason, message),
                     Some(Found::Unindexed(repo)) => results.unindexed.push(repo),
@@ -218,8 +232,7 @@ impl Searcher {
         self,
         repo: Repo,
         revision: Option<String>,
-        basic: Arc<BasicQuery>,
-        case_sensitive: bool,
+        scan: Arc<Scan>,
         cancel: CancellationToken,
         found: mpsc::Sender<Found>,
     ) {
@@ -258,12 +271,10 @@ impl Searcher {
         let sender = found.clone();
         let stop = cancel.clone();
         let scan_target = target.clone();
+        let select = scan.select;
         let mut emit = move |file| {
             sender
-                .blocking_send(Found::File {
-                    target: scan_target.clone(),
-                    file,
-                })
+                .blocking_send(Found::File(prepare(&scan_target, file, select)))
                 .is_ok()
         };
         let current_index = match (&self.index, &revision) {
@@ -280,8 +291,8 @@ impl Searcher {
             tokio::task::spawn_blocking(move || {
                 index::search(
                     &index,
-                    &basic,
-                    case_sensitive,
+                    &scan.query,
+                    scan.case_sensitive,
                     &|| stop.is_cancelled(),
                     &mut emit,
                 )
@@ -306,7 +317,7 @@ impl Searcher {
             tokio::task::spawn_blocking(move || {
                 archive::scan(
                     reader,
-                    &basic,
+                    &scan.query,
                     max_file_size,
                     &|| stop.is_cancelled(),
                     &mut emit,
@@ -356,11 +367,84 @@ fn ranges_in(
         .collect()
 }
 
+/// A result ready to send, and the key that makes it a duplicate.
+struct Prepared {
+    key: String,
+    rank: i64,
+    found: Match,
+    language: Option<&'static str>,
+}
+
+/// A file match turned into a result, ranked, where it was found (in the scanning thread, so the
+/// work is spread over cores).
+fn prepare(target: &Target, file: FileMatch, select: Option<Select>) -> Prepared {
+    let key = match select {
+        Some(Select::Repo) => format!("repo\0{}", target.repo),
+        _ => format!("file\0{}\0{}\0{}", target.repo, target.commit, file.path),
+    };
+    let rank = score(&file);
+    let language = Language::of_path(&file.path).map(Language::name);
+    let branches: Vec<String> = target.branch.iter().cloned().collect();
+    let path_matches = ranges_in(file.path.as_bytes(), 0, 0, &file.path_ranges);
+    let found = match select {
+        Some(Select::Repo) => Match::Repo {
+            repository: target.repo.clone(),
+            repository_id: target.repo_id,
+            repository_matches: Vec::new(),
+        },
+        Some(Select::File) => Match::Path {
+            repository: target.repo.clone(),
+            repository_id: target.repo_id,
+            commit: target.commit.clone(),
+            branches,
+            path: file.path,
+            language,
+            path_matches,
+        },
+        _ if file.lines.is_empty() => Match::Path {
+            repository: target.repo.clone(),
+            repository_id: target.repo_id,
+            commit: target.commit.clone(),
+            branches,
+            path: file.path,
+            language,
+            path_matches,
+        },
+        _ => Match::Content {
+            repository: target.repo.clone(),
+            repository_id: target.repo_id,
+            commit: target.commit.clone(),
+            branches,
+            chunk_matches: file
+                .lines
+                .iter()
+                .map(|line| ChunkMatch {
+                    content: String::from_utf8_lossy(&line.text).into_owned(),
+                    content_start: Location {
+                        offset: line.offset,
+                        line: line.line,
+                        column: 0,
+                    },
+                    ranges: ranges_in(&line.text, line.offset, line.line, &line.ranges),
+                })
+                .collect(),
+            path: file.path,
+            language,
+            path_matches,
+        },
+    };
+    Prepared {
+        key,
+        rank,
+        found,
+        language,
+    }
+}
+
 /// The state of one search's results.
 struct Results {
     started: Instant,
     limit: Option<usize>,
-    select: Option<Select>,
     match_count: usize,
     timed_out: bool,
     batch: Vec<(i64, Match)>,
@@ -381,7 +465,6 @@ impl Results {
         Results {
             started: Instant::now(),
             limit: plan.count,
-            select: plan.select,
             match_count: 0,
             timed_out: false,
             batch: Vec::new(),
@@ -441,66 +524,10 @@ impl Results {
         );
     }
 
-    fn file(&mut self, target: &Target, file: FileMatch) {
-        let key = match self.select {
-            Some(Select::Repo) => format!("repo\0{}", target.repo),
-            _ => format!("file\0{}\0{}\0{}", target.repo, target.commit, file.path),
-        };
-        if !self.seen.insert(key) {
-            return;
+    fn file(&mut self, prepared: Prepared) {
+        if self.seen.insert(prepared.key) {
+            self.push(prepared.rank, prepared.found, prepared.language);
         }
-        let rank = score(&file);
-        let language = Language::of_path(&file.path).map(Language::name);
-        let branches: Vec<String> = target.branch.iter().cloned().collect();
-        let path_matches = ranges_in(file.path.as_bytes(), 0, 0, &file.path_ranges);
-        let found = match self.select {
-            Some(Select::Repo) => Match::Repo {
-                repository: target.repo.clone(),
-                repository_id: target.repo_id,
-                repository_matches: Vec::new(),
-            },
-            Some(Select::File) => Match::Path {
-                repository: target.repo.clone(),
-                repository_id: target.repo_id,
-                commit: target.commit.clone(),
-                branches,
-                path: file.path,
-                language,
-                path_matches,
-            },
-            _ if file.lines.is_empty() => Match::Path {
-                repository: target.repo.clone(),
-                repository_id: target.repo_id,
-                commit: target.commit.clone(),
-                branches,
-                path: file.path,
-                language,
-                path_matches,
-            },
-            _ => Match::Content {
-                repository: target.repo.clone(),
-                repository_id: target.repo_id,
-                commit: target.commit.clone(),
-                branches,
-                chunk_matches: file
-                    .lines
-                    .iter()
-                    .map(|line| ChunkMatch {
-                        content: String::from_utf8_lossy(&line.text).into_owned(),
-                        content_start: Location {
-                            offset: line.offset,
-                            line: line.line,
-                            column: 0,
-                        },
-                        ranges: ranges_in(&line.text, line.offset, line.line, &line.ranges),
-                    })
-                    .collect(),
-                path: file.path,
-                language,
-                path_matches,
-            },
-        };
-        self.push(rank, found, language);
     }
 
     fn stats(&mut self, stats: &ScanStats) {

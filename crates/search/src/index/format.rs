@@ -1,5 +1,7 @@
 //! The shard file: one immutable file holding a set of documents, their compressed contents and
-//! a trigram index over them. Readers map it read-only; writers never modify a shard in place.
+//! a trigram index over them. Readers map the file read-only and look trigrams up in the mapping;
+//! texts are read with positioned reads, so they pass through the page cache without staying in
+//! the process's resident memory. Writers never modify a shard in place.
 //!
 //! Layout (version 1, little endian):
 //!
@@ -244,16 +246,21 @@ pub fn write_atomically(path: &Path, data: &[u8]) -> Result<(), IndexError> {
     result.map_err(|e| IndexError::Io(format!("writing {}: {e}", path.display())))
 }
 
+/// Dictionary entries per sampled key: a lookup reads one run of this many entries.
+const DICT_SAMPLE: usize = 128;
+
 /// An open shard.
 pub struct Shard {
     file: File,
     map: Mmap,
     docs: Vec<Doc>,
     blocks: Vec<Block>,
-    dict_off: usize,
+    dict_off: u64,
     dict_count: usize,
-    postings_off: usize,
-    postings_end: usize,
+    /// The first trigram of every `DICT_SAMPLE`-th dictionary entry.
+    dict_sample: Vec<Trigram>,
+    postings_off: u64,
+    postings_end: u64,
     text_bytes: u64,
 }
 
@@ -277,60 +284,96 @@ fn read_u32(data: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(bytes)
 }
 
+fn read_at(file: &File, offset: u64, len: usize) -> Result<Vec<u8>, IndexError> {
+    let mut buf = vec![0u8; len];
+    file.read_exact_at(&mut buf, offset)
+        .map_err(|e| IndexError::Corrupt(format!("short read at {offset}: {e}")))?;
+    Ok(buf)
+}
+
 impl Shard {
     /// Opens and checks a shard: header, footer, section bounds and the metadata checksum.
     pub fn open(path: &Path) -> Result<Shard, IndexError> {
         let corrupt = |what: &str| IndexError::Corrupt(format!("{}: {what}", path.display()));
         let file =
             File::open(path).map_err(|e| IndexError::Io(format!("{}: {e}", path.display())))?;
-        // SAFETY: shards are never modified after they are renamed into place (writers create
-        // new files), so the mapping does not change under the reader.
-        let map = unsafe { Mmap::map(&file) }
-            .map_err(|e| IndexError::Io(format!("{}: {e}", path.display())))?;
-        let data = &map[..];
-        if data.len() < HEADER_LEN as usize + FOOTER_LEN || &data[..8] != HEADER_MAGIC {
+        let len = file
+            .metadata()
+            .map_err(|e| IndexError::Io(format!("{}: {e}", path.display())))?
+            .len();
+        if len < HEADER_LEN + FOOTER_LEN as u64 {
             return Err(corrupt("not a shard"));
         }
-        let version = read_u32(data, 8);
+        let header = read_at(&file, 0, HEADER_LEN as usize)?;
+        if &header[..8] != HEADER_MAGIC {
+            return Err(corrupt("not a shard"));
+        }
+        let version = read_u32(&header, 8);
         if version != FORMAT_VERSION {
             return Err(IndexError::Version(version));
         }
-        let footer = data.len() - FOOTER_LEN;
-        if &data[data.len() - 8..] != FOOTER_MAGIC {
+        let footer = read_at(&file, len - FOOTER_LEN as u64, FOOTER_LEN)?;
+        if &footer[FOOTER_LEN - 8..] != FOOTER_MAGIC {
             return Err(corrupt("incomplete (no footer)"));
         }
         let [blocks_off, docs_off, dict_off, postings_off, end] =
-            [0, 8, 16, 24, 32].map(|i| read_u64(data, footer + i) as usize);
+            [0, 8, 16, 24, 32].map(|i| read_u64(&footer, i));
         let [block_count, doc_count, dict_count, crc] =
-            [40, 44, 48, 52].map(|i| read_u32(data, footer + i) as usize);
-        let ordered = HEADER_LEN as usize <= blocks_off
+            [40, 44, 48, 52].map(|i| read_u32(&footer, i));
+        let (block_count, doc_count, dict_count) = (
+            block_count as usize,
+            doc_count as usize,
+            dict_count as usize,
+        );
+        let ordered = HEADER_LEN <= blocks_off
             && blocks_off <= docs_off
             && docs_off <= dict_off
             && dict_off <= postings_off
             && postings_off <= end
-            && end == footer
-            && blocks_off + block_count * BLOCK_ENTRY == docs_off
-            && dict_off + dict_count * DICT_ENTRY == postings_off;
+            && end == len - FOOTER_LEN as u64
+            && blocks_off + (block_count * BLOCK_ENTRY) as u64 == docs_off
+            && dict_off + (dict_count * DICT_ENTRY) as u64 == postings_off;
         if !ordered {
             return Err(corrupt("section offsets out of order"));
         }
-        if crc32fast::hash(&data[blocks_off..postings_off]) as usize != crc {
+        // Block table and documents are kept; the dictionary is streamed through the checksum
+        // and sampled.
+        let metadata = read_at(&file, blocks_off, (dict_off - blocks_off) as usize)?;
+        let mut hasher = crc32fast::Hasher::new();
+        hasher.update(&metadata);
+        let mut dict_sample = Vec::with_capacity(dict_count / DICT_SAMPLE + 1);
+        let chunk_entries = DICT_SAMPLE * 512;
+        let mut entry = 0;
+        while entry < dict_count {
+            let n = chunk_entries.min(dict_count - entry);
+            let chunk = read_at(
+                &file,
+                dict_off + (entry * DICT_ENTRY) as u64,
+                n * DICT_ENTRY,
+            )?;
+            hasher.update(&chunk);
+            for i in (0..n).step_by(DICT_SAMPLE) {
+                dict_sample.push(read_u32(&chunk, i * DICT_ENTRY));
+            }
+            entry += n;
+        }
+        if hasher.finalize() != crc {
             return Err(corrupt("metadata checksum mismatch"));
         }
         let blocks: Vec<Block> = (0..block_count)
             .map(|i| {
-                let at = blocks_off + i * BLOCK_ENTRY;
+                let at = i * BLOCK_ENTRY;
                 Block {
-                    offset: read_u64(data, at),
-                    compressed: read_u32(data, at + 8),
-                    length: read_u32(data, at + 12),
-                    crc: read_u32(data, at + 16),
+                    offset: read_u64(&metadata, at),
+                    compressed: read_u32(&metadata, at + 8),
+                    length: read_u32(&metadata, at + 12),
+                    crc: read_u32(&metadata, at + 16),
                 }
             })
             .collect();
+        let section = &metadata[block_count * BLOCK_ENTRY..];
         let mut docs = Vec::with_capacity(doc_count);
-        let mut at = docs_off;
-        let section = &data[..dict_off];
+        let mut at = 0;
         let mut text_bytes = 0u64;
         for _ in 0..doc_count {
             let string = |at: &mut usize| -> Option<String> {
@@ -361,6 +404,13 @@ impl Shard {
                 offset,
             });
         }
+        // SAFETY: shards are never modified after they are renamed into place (writers create
+        // new files), so the mapping does not change under the reader.
+        let map = unsafe { Mmap::map(&file) }
+            .map_err(|e| IndexError::Io(format!("{}: {e}", path.display())))?;
+        if map.len() as u64 != len {
+            return Err(corrupt("changed while being opened"));
+        }
         Ok(Shard {
             file,
             map,
@@ -368,6 +418,7 @@ impl Shard {
             blocks,
             dict_off,
             dict_count,
+            dict_sample,
             postings_off,
             postings_end: end,
             text_bytes,
@@ -385,42 +436,46 @@ impl Shard {
 
     /// The documents that contain a trigram, ascending.
     pub fn postings(&self, trigram: Trigram) -> Result<Vec<u32>, IndexError> {
-        let data = &self.map[..];
-        let (mut low, mut high) = (0usize, self.dict_count);
-        while low < high {
-            let mid = (low + high) / 2;
-            let at = self.dict_off + mid * DICT_ENTRY;
-            let found = read_u32(data, at);
-            if found < trigram {
-                low = mid + 1;
-            } else if found > trigram {
-                high = mid;
-            } else {
-                let count = read_u32(data, at + 4) as usize;
-                let mut cursor = self.postings_off + read_u64(data, at + 8) as usize;
-                let section = &data[..self.postings_end];
-                let mut out = Vec::with_capacity(count);
-                let mut doc = 0u64;
-                for _ in 0..count {
-                    doc += get_varint(section, &mut cursor)
-                        .ok_or_else(|| IndexError::Corrupt("truncated postings".into()))?;
-                    out.push(doc as u32);
-                }
-                return Ok(out);
-            }
+        // The run of entries whose first sampled key is at most the trigram.
+        let run = self.dict_sample.partition_point(|&t| t <= trigram);
+        if run == 0 {
+            return Ok(Vec::new());
         }
-        Ok(Vec::new())
+        let first = (run - 1) * DICT_SAMPLE;
+        // One entry past the run, for the end of the last list in it.
+        let n = (DICT_SAMPLE + 1).min(self.dict_count - first);
+        let at = self.dict_off as usize + first * DICT_ENTRY;
+        let entries = &self.map[at..at + n * DICT_ENTRY];
+        let found = (0..n.min(DICT_SAMPLE)).find(|&i| read_u32(entries, i * DICT_ENTRY) == trigram);
+        let Some(i) = found else {
+            return Ok(Vec::new());
+        };
+        let count = read_u32(entries, i * DICT_ENTRY + 4) as usize;
+        let start = self.postings_off + read_u64(entries, i * DICT_ENTRY + 8);
+        let end = if i + 1 < n {
+            self.postings_off + read_u64(entries, (i + 1) * DICT_ENTRY + 8)
+        } else {
+            self.postings_end
+        };
+        if end < start || end > self.postings_end {
+            return Err(IndexError::Corrupt("postings out of bounds".into()));
+        }
+        let bytes = &self.map[start as usize..end as usize];
+        let mut out = Vec::with_capacity(count);
+        let mut cursor = 0;
+        let mut doc = 0u64;
+        for _ in 0..count {
+            doc += get_varint(bytes, &mut cursor)
+                .ok_or_else(|| IndexError::Corrupt("truncated postings".into()))?;
+            out.push(doc as u32);
+        }
+        Ok(out)
     }
 
     /// The text of a block, checked against its checksum.
     pub fn block_text(&self, block: u32) -> Result<Vec<u8>, IndexError> {
         let info = self.blocks[block as usize];
-        let mut compressed = vec![0u8; info.compressed as usize];
-        // Read, not mapped: texts pass through the page cache without staying in this
-        // process's resident memory.
-        self.file
-            .read_exact_at(&mut compressed, info.offset)
-            .map_err(|e| IndexError::Io(format!("reading a block: {e}")))?;
+        let compressed = read_at(&self.file, info.offset, info.compressed as usize)?;
         let text = lz4_flex::block::decompress(&compressed, info.length as usize)
             .map_err(|e| IndexError::Corrupt(format!("block {block}: {e}")))?;
         if crc32fast::hash(&text) != info.crc {
