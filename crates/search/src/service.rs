@@ -27,8 +27,12 @@ use crate::ranking::score;
 pub const DEFAULT_MAX_FILE_SIZE: u64 = 32 * 1024 * 1024;
 /// Results are held back at most this long, so that those arriving together are sent ranked.
 const FLUSH_INTERVAL: Duration = Duration::from_millis(20);
-/// At most this many results are held back before they are sent.
-const MAX_BATCH: usize = 1000;
+/// Results held back before they are sent, counted in matches (a file with many matching lines
+/// counts for each), so that memory stays bounded however large the files.
+const MAX_BATCH: usize = 5000;
+/// Prepared results waiting for the sender; small, so that scanning threads wait for a slow
+/// client instead of piling up results in memory.
+const FOUND_QUEUE: usize = 32;
 /// How often progress is reported while a search runs.
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
 /// The most facets of each kind in the `filters` event.
@@ -111,7 +115,7 @@ impl Searcher {
         options: SearchOptions,
     ) -> Result<mpsc::Receiver<SearchEvent>, ParseError> {
         let plan = plan(query, options.pattern_type)?;
-        let (events, receiver) = mpsc::channel(16);
+        let (events, receiver) = mpsc::channel(4);
         tokio::spawn(self.clone().run(plan, events));
         Ok(receiver)
     }
@@ -144,7 +148,7 @@ impl Searcher {
         };
         let cancel = CancellationToken::new();
         let _stop_scans = cancel.clone().drop_guard();
-        let (found_tx, mut found_rx) = mpsc::channel::<Found>(256);
+        let (found_tx, mut found_rx) = mpsc::channel::<Found>(FOUND_QUEUE);
         for basic in &plan.basics {
             let scan = Arc::new(Scan {
                 query: basic.clone(),
@@ -214,7 +218,7 @@ impl Searcher {
                     None => break,
                     Some(Found::File(prepared)) => {
                         results.file(prepared);
-                        if results.batch.len() >= MAX_BATCH && !results.flush(&events).await {
+                        if results.batch_matches >= MAX_BATCH && !results.flush(&events).await {
                             return;
                         }
                     }
@@ -448,6 +452,8 @@ struct Results {
     match_count: usize,
     timed_out: bool,
     batch: Vec<(i64, Match)>,
+    /// Matches in `batch`.
+    batch_matches: usize,
     seen: HashSet<String>,
     repositories: HashSet<i64>,
     repo_facets: BTreeMap<String, usize>,
@@ -468,6 +474,7 @@ impl Results {
             match_count: 0,
             timed_out: false,
             batch: Vec::new(),
+            batch_matches: 0,
             seen: HashSet::new(),
             repositories: HashSet::new(),
             repo_facets: BTreeMap::new(),
@@ -494,6 +501,7 @@ impl Results {
         }
         let count = found.count();
         self.match_count += count;
+        self.batch_matches += count;
         *self
             .repo_facets
             .entry(found.repository().to_string())
@@ -552,6 +560,7 @@ impl Results {
             return true;
         }
         let mut batch = std::mem::take(&mut self.batch);
+        self.batch_matches = 0;
         batch.sort_by(|a, b| {
             b.0.cmp(&a.0)
                 .then_with(|| a.1.repository().cmp(b.1.repository()))
