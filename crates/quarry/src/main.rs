@@ -12,7 +12,18 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// Caps glibc's per-thread allocation arenas before any thread starts: with one arena per thread,
+/// freed search results stayed resident (239 MB after a heavy query mix, against 96 MB capped).
+fn limit_allocator_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only adjusts allocator tuning; it is called before other threads exist.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
 fn main() -> ExitCode {
+    limit_allocator_arenas();
     let cli = cli::Cli::parse();
     logging::init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
