@@ -1,12 +1,9 @@
 //! `GET /.api/search/stream?q=...`: search results as server-sent events, in Sourcegraph's event
 //! names and shapes. The search stops when the client goes away.
 
-use axum::body::Body;
 use axum::extract::{Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
-use futures_util::stream;
 use quarry_search::SearchOptions;
 use quarry_search::query::PatternType;
 use serde::Deserialize;
@@ -45,18 +42,5 @@ pub async fn stream(State(state): State<AppState>, Query(params): Query<StreamPa
             return (StatusCode::BAD_REQUEST, format!("invalid query: {e}\n")).into_response();
         }
     };
-    let frames = stream::unfold(events, |mut events| async move {
-        let event = events.recv().await?;
-        let frame = format!("event: {}\ndata: {}\n\n", event.name(), event.data());
-        Some((
-            Ok::<_, std::convert::Infallible>(Bytes::from(frame)),
-            events,
-        ))
-    });
-    Response::builder()
-        .header(header::CONTENT_TYPE, "text/event-stream")
-        .header(header::CACHE_CONTROL, "no-cache")
-        .header("x-accel-buffering", "no")
-        .body(Body::from_stream(frames))
-        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+    quarry_search::http::event_stream(events)
 }

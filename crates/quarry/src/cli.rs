@@ -24,6 +24,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Run a gitserver shard that owns mirrors for the repositories hashed to it.
     Gitserver(GitserverArgs),
+    /// Run an index server: indexes and searches the repositories hashed to it.
+    Indexserver(IndexserverArgs),
     /// Search an instance and print the results (exit status 0: results, 1: none, 2: error).
     Search(SearchArgs),
 }
@@ -104,6 +106,62 @@ pub struct ServeArgs {
         value_name = "ADDRS"
     )]
     pub gitservers: Vec<String>,
+
+    /// Index servers (comma-separated host:port) that index and search instead of this process.
+    #[arg(
+        long,
+        env = "QUARRY_INDEXSERVERS",
+        value_delimiter = ',',
+        value_name = "ADDRS"
+    )]
+    pub indexservers: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct IndexserverArgs {
+    /// Address to listen on. A non-loopback address requires QUARRY_INTERNAL_SECRET.
+    #[arg(
+        long,
+        env = "QUARRY_INDEXSERVER_LISTEN",
+        default_value = "127.0.0.1:3179"
+    )]
+    pub listen: SocketAddr,
+
+    /// This server's entry in QUARRY_INDEXSERVERS [default: the --listen address].
+    #[arg(long, env = "QUARRY_INDEXSERVER_ADDRESS", value_name = "ADDR")]
+    pub address: Option<String>,
+
+    /// Every index server (comma-separated host:port), the same list the frontend has.
+    #[arg(
+        long,
+        env = "QUARRY_INDEXSERVERS",
+        value_delimiter = ',',
+        value_name = "ADDRS",
+        required = true
+    )]
+    pub indexservers: Vec<String>,
+
+    /// The gitserver shards (comma-separated host:port) holding the mirrors.
+    #[arg(
+        long,
+        env = "QUARRY_GITSERVERS",
+        value_delimiter = ',',
+        value_name = "ADDRS",
+        required = true
+    )]
+    pub gitservers: Vec<String>,
+
+    /// The instance's database (the one the frontend uses).
+    #[arg(
+        long,
+        env = "QUARRY_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub database_url: String,
+
+    #[command(flatten)]
+    pub shared: SharedArgs,
 }
 
 #[derive(Args)]

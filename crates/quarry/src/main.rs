@@ -3,6 +3,7 @@
 
 mod cli;
 mod gitserver;
+mod indexserver;
 mod logging;
 mod search;
 mod serve;
@@ -40,6 +41,9 @@ fn main() -> ExitCode {
         match cli.command {
             cli::Command::Serve(args) => serve::run(args).await.map(|()| ExitCode::SUCCESS),
             cli::Command::Gitserver(args) => gitserver::run(args).await.map(|()| ExitCode::SUCCESS),
+            cli::Command::Indexserver(args) => {
+                indexserver::run(args).await.map(|()| ExitCode::SUCCESS)
+            }
             cli::Command::Search(args) => Ok(search::run(args).await),
         }
     });

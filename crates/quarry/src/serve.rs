@@ -10,7 +10,7 @@ use quarry_frontend::AppState;
 use quarry_gitserver::{GitService, HttpGitClient, LocalGitService, ShardedGitService};
 use quarry_repos::{ConnectionConfig, RepoUpdater, connection_for_argument};
 use quarry_search::index::{IndexBuilder, IndexCatalog, IndexService};
-use quarry_search::{DEFAULT_MAX_FILE_SIZE, Searcher};
+use quarry_search::{DEFAULT_MAX_FILE_SIZE, RemoteShard, Searcher};
 use quarry_store::{RepoFilter, Store, redact_url};
 
 use crate::cli::{ServeArgs, data_dir};
@@ -79,25 +79,39 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     println!("  repositories:   {repo_count}");
     println!("  GraphQL API:    http://{}/.api/graphql", args.listen);
 
-    let catalog = Arc::new(
-        IndexCatalog::new(&data_dir.join("index"))
-            .with_context(|| format!("cannot use index directory under {}", data_dir.display()))?,
-    );
-    let indexer = Arc::new(IndexService::new(
-        store.clone(),
-        IndexBuilder::new(git.clone(), catalog.clone(), DEFAULT_MAX_FILE_SIZE),
-        site.live(),
-    ));
+    let index_shards: Vec<RemoteShard> = args
+        .indexservers
+        .iter()
+        .filter(|a| !a.trim().is_empty())
+        .map(|a| RemoteShard::new(a.trim(), args.shared.internal_secret.clone()))
+        .collect();
+    let (searcher, indexer) = if index_shards.is_empty() {
+        let catalog =
+            Arc::new(IndexCatalog::new(&data_dir.join("index")).with_context(|| {
+                format!("cannot use index directory under {}", data_dir.display())
+            })?);
+        let indexer = IndexService::new(
+            store.clone(),
+            IndexBuilder::new(git.clone(), catalog.clone(), DEFAULT_MAX_FILE_SIZE),
+            site.live(),
+        );
+        let searcher = Searcher::new(store.clone(), git.clone()).with_index(catalog, site.live());
+        (searcher, Some(Arc::new(indexer)))
+    } else {
+        // Index servers index and search; this process merges what they find.
+        let searcher = Searcher::new(store.clone(), git.clone()).fanning_out(index_shards);
+        (searcher, None)
+    };
 
     let shutdown = shutdown::on_signal();
     let background = shutdown.child_token();
     let updater_task = tokio::spawn(updater.clone().run(background.clone()));
     let watch_task = tokio::spawn(site.clone().watch(background.clone()));
-    let index_task = tokio::spawn(indexer.run(background.clone()));
+    let index_task = indexer.map(|indexer| tokio::spawn(indexer.run(background.clone())));
 
     let state = AppState {
         store: store.clone(),
-        searcher: Searcher::new(store.clone(), git.clone()).with_index(catalog, site.live()),
+        searcher,
         git,
         site,
         updater,
@@ -107,7 +121,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let stopped = tokio::time::timeout(STOP_GRACE, async {
         let _ = updater_task.await;
         let _ = watch_task.await;
-        let _ = index_task.await;
+        if let Some(task) = index_task {
+            let _ = task.await;
+        }
     })
     .await;
     if stopped.is_err() {
@@ -119,24 +135,26 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 fn gitserver(args: &ServeArgs, data_dir: &Path) -> anyhow::Result<Arc<dyn GitService>> {
-    let shards: Vec<&String> = args
-        .gitservers
-        .iter()
-        .filter(|s| !s.trim().is_empty())
-        .collect();
-    if shards.is_empty() {
+    if args.gitservers.iter().all(|s| s.trim().is_empty()) {
         let local = LocalGitService::open(&data_dir.join("repos"))
             .with_context(|| format!("cannot use mirror directory under {}", data_dir.display()))?;
         return Ok(Arc::new(local));
     }
-    let clients = shards
-        .into_iter()
+    remote_gitservers(&args.gitservers, args.shared.internal_secret.clone())
+}
+
+/// Clients of gitserver shards, routed by rendezvous hashing.
+pub fn remote_gitservers(
+    addresses: &[String],
+    secret: Option<String>,
+) -> anyhow::Result<Arc<dyn GitService>> {
+    let clients = addresses
+        .iter()
+        .map(|a| a.trim())
+        .filter(|a| !a.is_empty())
         .map(|address| {
-            let client: Box<dyn GitService> = Box::new(HttpGitClient::new(
-                address.trim(),
-                args.shared.internal_secret.clone(),
-            ));
-            (address.trim().to_string(), client)
+            let client: Box<dyn GitService> = Box::new(HttpGitClient::new(address, secret.clone()));
+            (address.to_string(), client)
         })
         .collect();
     Ok(Arc::new(ShardedGitService::new(clients)?))

@@ -5,7 +5,7 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Instance, git, repo};
+use common::{Instance, git, repo, stream};
 use quarry_gitserver::rendezvous_owner;
 use quarry_gitserver::testing::TestRepo;
 
@@ -49,6 +49,58 @@ impl Gitserver {
 
     fn holds(&self, repo: &str) -> bool {
         self.data_dir.join(format!("repos/{repo}.git")).exists()
+    }
+}
+
+struct Indexserver {
+    child: Child,
+}
+
+impl Indexserver {
+    async fn start(
+        address: &str,
+        all: &str,
+        gitserver: &str,
+        database: &str,
+        data_dir: std::path::PathBuf,
+    ) -> Indexserver {
+        let child = Command::new(common::binary())
+            .args([
+                "indexserver",
+                "--listen",
+                address,
+                "--indexservers",
+                all,
+                "--gitservers",
+                gitserver,
+            ])
+            .args(["--database-url", database])
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .env("QUARRY_INTERNAL_SECRET", SECRET)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        while reqwest::get(format!("http://{address}/-/healthz"))
+            .await
+            .is_err()
+        {
+            assert!(
+                started.elapsed() < common::DEADLINE,
+                "index server did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Indexserver { child }
+    }
+}
+
+impl Drop for Indexserver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -158,4 +210,124 @@ async fn a_shard_refuses_callers_without_the_secret() {
         .await
         .unwrap();
     assert_eq!(health.status(), 200);
+}
+
+/// (repositories found, skipped reasons) of a search through the frontend.
+async fn search_repos(instance: &Instance, query: &str) -> (Vec<String>, Vec<(String, String)>) {
+    let events = stream(instance, query).await;
+    let mut repos: Vec<String> = events
+        .iter()
+        .filter(|(name, _)| name == "matches")
+        .flat_map(|(_, data)| data.as_array().cloned().unwrap_or_default())
+        .map(|m| m["repository"].as_str().unwrap_or("").to_string())
+        .collect();
+    repos.sort();
+    let (_, progress) = events.iter().rev().find(|(n, _)| n == "progress").unwrap();
+    let skipped = progress["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["reason"].as_str().unwrap_or("").to_string(),
+                s["message"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    (repos, skipped)
+}
+
+#[tokio::test]
+async fn search_fans_out_to_index_servers_and_survives_one_down() {
+    let work = tempfile::tempdir().unwrap();
+    let names: Vec<String> = (0..6).map(|i| format!("svc{i}")).collect();
+    for name in &names {
+        TestRepo::init(&work.path().join("code").join(name))
+            .unwrap()
+            .commit(&[("main.rs", &format!("fn token_{name}() {{}}\n"))], name)
+            .unwrap();
+    }
+    let gitserver = Gitserver::start(work.path().join("gitserver")).await;
+    let index_addresses = [
+        format!("127.0.0.1:{}", common::free_port()),
+        format!("127.0.0.1:{}", common::free_port()),
+    ];
+    let all = index_addresses.join(",");
+    let frontend_dir = work.path().join("frontend");
+    let instance = Instance::serve(
+        &frontend_dir,
+        &[work.path().join("code").display().to_string()],
+        &[
+            ("QUARRY_GITSERVERS", &gitserver.address),
+            ("QUARRY_INDEXSERVERS", &all),
+            ("QUARRY_INTERNAL_SECRET", SECRET),
+        ],
+    )
+    .await;
+    instance.wait_settled(names.len()).await;
+    let database = format!(
+        "sqlite://{}?mode=rwc",
+        frontend_dir.join("quarry.db").display()
+    );
+    let _first = Indexserver::start(
+        &index_addresses[0],
+        &all,
+        &gitserver.address,
+        &database,
+        work.path().join("index-a"),
+    )
+    .await;
+    let second = Indexserver::start(
+        &index_addresses[1],
+        &all,
+        &gitserver.address,
+        &database,
+        work.path().join("index-b"),
+    )
+    .await;
+
+    let started = Instant::now();
+    loop {
+        let (repos, skipped) = search_repos(&instance, "token_ count:all").await;
+        if repos == names
+            && !skipped
+                .iter()
+                .any(|(reason, _)| reason == "repository-unindexed")
+        {
+            break;
+        }
+        assert!(
+            started.elapsed() < common::DEADLINE,
+            "index servers never answered for every repository: {repos:?} {skipped:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Each index server indexed only its own repositories.
+    for (i, dir) in ["index-a", "index-b"].iter().enumerate() {
+        let indexed = std::fs::read_dir(work.path().join(dir).join("index"))
+            .unwrap()
+            .count();
+        let owned = names
+            .iter()
+            .filter(|n| rendezvous_owner(&index_addresses, n) == Some(i))
+            .count();
+        assert_eq!(indexed, owned, "{dir}");
+    }
+
+    drop(second);
+    let (repos, skipped) = search_repos(&instance, "token_ count:all").await;
+    let expected: Vec<String> = names
+        .iter()
+        .filter(|n| rendezvous_owner(&index_addresses, n) == Some(0))
+        .cloned()
+        .collect();
+    assert_eq!(
+        repos, expected,
+        "the query still answers from the server that is up"
+    );
+    let down = skipped
+        .iter()
+        .find(|(reason, _)| reason == "shard-unavailable")
+        .expect("the server that is down is reported");
+    assert!(down.1.contains(&index_addresses[1]), "{down:?}");
 }

@@ -1,22 +1,22 @@
 //! The events a search produces, in the names and JSON shapes of Sourcegraph's stream API.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A position in a file or path: byte offset, 0-based line, column in characters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Location {
     pub offset: usize,
     pub line: usize,
     pub column: usize,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Range {
     pub start: Location,
     pub end: Location,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ChunkMatch {
     pub content: String,
@@ -25,7 +25,7 @@ pub struct ChunkMatch {
 }
 
 /// One search result.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum Match {
     #[serde(rename_all = "camelCase")]
@@ -34,13 +34,13 @@ pub enum Match {
         #[serde(rename = "repositoryID")]
         repository_id: i64,
         commit: String,
-        #[serde(skip_serializing_if = "Vec::is_empty")]
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
         branches: Vec<String>,
         path: String,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        language: Option<&'static str>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        language: Option<String>,
         chunk_matches: Vec<ChunkMatch>,
-        #[serde(skip_serializing_if = "Vec::is_empty")]
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
         path_matches: Vec<Range>,
     },
     #[serde(rename_all = "camelCase")]
@@ -49,11 +49,11 @@ pub enum Match {
         #[serde(rename = "repositoryID")]
         repository_id: i64,
         commit: String,
-        #[serde(skip_serializing_if = "Vec::is_empty")]
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
         branches: Vec<String>,
         path: String,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        language: Option<&'static str>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        language: Option<String>,
         path_matches: Vec<Range>,
     },
     #[serde(rename_all = "camelCase")]
@@ -61,7 +61,7 @@ pub enum Match {
         repository: String,
         #[serde(rename = "repositoryID")]
         repository_id: i64,
-        #[serde(skip_serializing_if = "Vec::is_empty")]
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
         repository_matches: Vec<Range>,
     },
 }
@@ -72,6 +72,13 @@ impl Match {
             Match::Content { repository, .. }
             | Match::Path { repository, .. }
             | Match::Repo { repository, .. } => repository,
+        }
+    }
+
+    pub fn language(&self) -> Option<&str> {
+        match self {
+            Match::Content { language, .. } | Match::Path { language, .. } => language.as_deref(),
+            Match::Repo { .. } => None,
         }
     }
 
@@ -111,7 +118,7 @@ impl Match {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SuggestedQuery {
     pub title: String,
@@ -119,17 +126,17 @@ pub struct SuggestedQuery {
 }
 
 /// Something the search left out, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Skipped {
     pub reason: String,
     pub title: String,
     pub message: String,
     pub severity: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suggested: Option<SuggestedQuery>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Progress {
     pub done: bool,
@@ -140,7 +147,7 @@ pub struct Progress {
 }
 
 /// A facet for narrowing the search (the sidebar's filters).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Facet {
     pub value: String,
@@ -150,13 +157,13 @@ pub struct Facet {
     pub kind: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProposedQuery {
     pub description: String,
     pub query: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Alert {
     pub title: String,
@@ -165,7 +172,7 @@ pub struct Alert {
     pub proposed_queries: Vec<ProposedQuery>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorMessage {
     pub message: String,
 }
@@ -192,6 +199,23 @@ impl SearchEvent {
             SearchEvent::Error(_) => "error",
             SearchEvent::Done => "done",
         }
+    }
+
+    /// Reads an event as the stream carries it (name and JSON data).
+    pub fn parse(name: &str, data: &str) -> Result<SearchEvent, serde_json::Error> {
+        Ok(match name {
+            "matches" => SearchEvent::Matches(serde_json::from_str(data)?),
+            "progress" => SearchEvent::Progress(serde_json::from_str(data)?),
+            "filters" => SearchEvent::Filters(serde_json::from_str(data)?),
+            "alert" => SearchEvent::Alert(serde_json::from_str(data)?),
+            "error" => SearchEvent::Error(serde_json::from_str(data)?),
+            _ => SearchEvent::Done,
+        })
+    }
+
+    /// The event framed for a server-sent event stream.
+    pub fn frame(&self) -> String {
+        format!("event: {}\ndata: {}\n\n", self.name(), self.data())
     }
 
     /// The event's data as one line of JSON.

@@ -10,11 +10,14 @@
 
 pub mod archive;
 pub mod events;
+pub mod http;
 pub mod index;
 pub mod languages;
 pub mod matcher;
 pub mod query;
 pub mod ranking;
 mod service;
+mod shards;
 
 pub use service::{DEFAULT_MAX_FILE_SIZE, SearchOptions, Searcher};
+pub use shards::{Ownership, RemoteShard};

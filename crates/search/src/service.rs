@@ -22,6 +22,7 @@ use crate::languages::Language;
 use crate::matcher::{FileMatch, match_file};
 use crate::query::{BasicQuery, ParseError, PatternType, Plan, ResultType, Select, Tristate, plan};
 use crate::ranking::score;
+use crate::shards::{Ownership, RemoteShard};
 
 /// Files larger than this are not searched by content (large enough for amalgamated C sources).
 pub const DEFAULT_MAX_FILE_SIZE: u64 = 32 * 1024 * 1024;
@@ -58,6 +59,10 @@ pub struct Searcher {
     store: Store,
     git: Arc<dyn GitService>,
     index: Option<(Arc<IndexCatalog>, LiveSiteConfig)>,
+    /// Only these repositories are searched (an index server of several).
+    owned: Option<Ownership>,
+    /// Searches go to these index servers instead (a frontend in front of several).
+    remote: Option<Arc<Vec<RemoteShard>>>,
     permits: Arc<Semaphore>,
     max_file_size: u64,
 }
@@ -96,6 +101,8 @@ impl Searcher {
             store,
             git,
             index: None,
+            owned: None,
+            remote: None,
             permits: Arc::new(Semaphore::new(cores * 2)),
             max_file_size: DEFAULT_MAX_FILE_SIZE,
         }
@@ -108,6 +115,18 @@ impl Searcher {
         self
     }
 
+    /// Searches only the repositories this index server owns.
+    pub fn owning(mut self, ownership: Ownership) -> Self {
+        self.owned = Some(ownership);
+        self
+    }
+
+    /// Sends every search to these index servers and merges their results.
+    pub fn fanning_out(mut self, shards: Vec<RemoteShard>) -> Self {
+        self.remote = Some(Arc::new(shards));
+        self
+    }
+
     /// Starts a search and returns its events. The search stops when the receiver is dropped.
     pub fn search(
         &self,
@@ -116,7 +135,14 @@ impl Searcher {
     ) -> Result<mpsc::Receiver<SearchEvent>, ParseError> {
         let plan = plan(query, options.pattern_type)?;
         let (events, receiver) = mpsc::channel(4);
-        tokio::spawn(self.clone().run(plan, events));
+        match self.remote.clone() {
+            Some(shards) if plan.unsupported.is_none() => {
+                tokio::spawn(fan_out(shards, plan, query.to_string(), options, events));
+            }
+            _ => {
+                tokio::spawn(self.clone().run(plan, events));
+            }
+        }
         Ok(receiver)
     }
 
@@ -156,7 +182,8 @@ impl Searcher {
                 select: plan.select,
             });
             let candidates = repos.iter().filter(|r| {
-                basic.scopes.repo_matches(&r.name)
+                self.owned.as_ref().is_none_or(|o| o.owns(&r.name))
+                    && basic.scopes.repo_matches(&r.name)
                     && plan.fork != Tristate::Only
                     && plan.archived != Tristate::Only
             });
@@ -376,7 +403,6 @@ struct Prepared {
     key: String,
     rank: i64,
     found: Match,
-    language: Option<&'static str>,
 }
 
 /// A file match turned into a result, ranked, where it was found (in the scanning thread, so the
@@ -387,7 +413,7 @@ fn prepare(target: &Target, file: FileMatch, select: Option<Select>) -> Prepared
         _ => format!("file\0{}\0{}\0{}", target.repo, target.commit, file.path),
     };
     let rank = score(&file);
-    let language = Language::of_path(&file.path).map(Language::name);
+    let language = Language::of_path(&file.path).map(|l| l.name().to_string());
     let branches: Vec<String> = target.branch.iter().cloned().collect();
     let path_matches = ranges_in(file.path.as_bytes(), 0, 0, &file.path_ranges);
     let found = match select {
@@ -437,12 +463,96 @@ fn prepare(target: &Target, file: FileMatch, select: Option<Select>) -> Prepared
             path_matches,
         },
     };
-    Prepared {
-        key,
-        rank,
-        found,
-        language,
+    Prepared { key, rank, found }
+}
+
+/// Sends a search to every index server and merges their streams: matches in the order they
+/// arrive (each server ranks its own), skipped items and repository counts summed, a server
+/// that cannot be reached reported in `progress.skipped` while the others still answer.
+async fn fan_out(
+    shards: Arc<Vec<RemoteShard>>,
+    plan: Plan,
+    query: String,
+    options: SearchOptions,
+    events: mpsc::Sender<SearchEvent>,
+) {
+    let mut results = Results::new(&plan);
+    let cancel = CancellationToken::new();
+    let _stop_shards = cancel.clone().drop_guard();
+    let (tx, mut rx) = mpsc::channel(FOUND_QUEUE);
+    for (i, shard) in shards.iter().enumerate() {
+        tokio::spawn(shard.clone().stream(
+            i,
+            query.clone(),
+            options.pattern_type.name(),
+            tx.clone(),
+            cancel.clone(),
+        ));
     }
+    drop(tx);
+    // Each index server honours the timeout itself; this bounds a server that stops answering.
+    let deadline = tokio::time::Instant::now() + plan.timeout + Duration::from_secs(5);
+    let mut flush = tokio::time::interval(FLUSH_INTERVAL);
+    let mut progress = tokio::time::interval(PROGRESS_INTERVAL);
+    let mut arrival = 0i64;
+    let mut alerts = HashSet::new();
+    let mut finished = 0;
+    while finished < shards.len() && !results.limit_reached() {
+        tokio::select! {
+            _ = events.closed() => return,
+            _ = tokio::time::sleep_until(deadline) => {
+                results.timed_out = true;
+                break;
+            }
+            _ = flush.tick() => {
+                if !results.flush(&events).await {
+                    return;
+                }
+            }
+            _ = progress.tick() => {
+                if events.send(SearchEvent::Progress(results.progress(false))).await.is_err() {
+                    return;
+                }
+            }
+            message = rx.recv() => {
+                let Some((i, event)) = message else { break };
+                let address = &shards[i].address;
+                match event {
+                    Ok(SearchEvent::Matches(matches)) => {
+                        for found in matches {
+                            // Decreasing ranks keep the order each server chose.
+                            arrival -= 1;
+                            results.push(arrival, found);
+                        }
+                        if results.batch_matches >= MAX_BATCH && !results.flush(&events).await {
+                            return;
+                        }
+                    }
+                    Ok(SearchEvent::Progress(p)) if p.done => {
+                        results.remote_repositories += p.repositories_count;
+                        results.timed_out |= p.skipped.iter().any(|s| s.reason == "shard-timeout");
+                        results.remote_skipped.extend(p.skipped);
+                    }
+                    Ok(SearchEvent::Alert(alert)) => {
+                        if alerts.insert(alert.title.clone())
+                            && events.send(SearchEvent::Alert(alert)).await.is_err()
+                        {
+                            return;
+                        }
+                    }
+                    Ok(SearchEvent::Error(e)) => results.problem("shard-error", format!("{address}: {}", e.message)),
+                    Ok(SearchEvent::Done) => finished += 1,
+                    Ok(_) => {}
+                    Err(reason) => {
+                        finished += 1;
+                        results.problem("shard-unavailable", format!("{address}: {reason}"));
+                    }
+                }
+            }
+        }
+    }
+    cancel.cancel();
+    results.finish(&events).await;
 }
 
 /// The state of one search's results.
@@ -457,10 +567,13 @@ struct Results {
     seen: HashSet<String>,
     repositories: HashSet<i64>,
     repo_facets: BTreeMap<String, usize>,
-    language_facets: BTreeMap<&'static str, usize>,
+    language_facets: BTreeMap<String, usize>,
     cloning: Vec<String>,
     missing: Vec<String>,
     unindexed: Vec<String>,
+    /// What index servers reported skipping, and how many repositories they searched.
+    remote_skipped: Vec<Skipped>,
+    remote_repositories: usize,
     problems: BTreeMap<&'static str, Vec<String>>,
     binary: SkippedFiles,
     too_large: SkippedFiles,
@@ -482,6 +595,8 @@ impl Results {
             cloning: Vec::new(),
             missing: Vec::new(),
             unindexed: Vec::new(),
+            remote_skipped: Vec::new(),
+            remote_repositories: 0,
             problems: BTreeMap::new(),
             binary: SkippedFiles::default(),
             too_large: SkippedFiles::default(),
@@ -492,7 +607,7 @@ impl Results {
         self.limit.is_some_and(|limit| self.match_count >= limit)
     }
 
-    fn push(&mut self, rank: i64, mut found: Match, language: Option<&'static str>) {
+    fn push(&mut self, rank: i64, mut found: Match) {
         if self.limit_reached() {
             return;
         }
@@ -506,8 +621,11 @@ impl Results {
             .repo_facets
             .entry(found.repository().to_string())
             .or_default() += count;
-        if let Some(language) = language {
-            *self.language_facets.entry(language).or_default() += count;
+        if let Some(language) = found.language() {
+            *self
+                .language_facets
+                .entry(language.to_string())
+                .or_default() += count;
         }
         self.batch.push((rank, found));
     }
@@ -528,13 +646,12 @@ impl Results {
                 repository_id: repo.id,
                 repository_matches: ranges,
             },
-            None,
         );
     }
 
     fn file(&mut self, prepared: Prepared) {
         if self.seen.insert(prepared.key) {
-            self.push(prepared.rank, prepared.found, prepared.language);
+            self.push(prepared.rank, prepared.found);
         }
     }
 
@@ -571,7 +688,12 @@ impl Results {
     }
 
     fn skipped(&self) -> Vec<Skipped> {
-        let mut skipped = Vec::new();
+        let mut skipped: Vec<Skipped> = self
+            .remote_skipped
+            .iter()
+            .filter(|s| !matches!(s.reason.as_str(), "document-match-limit" | "shard-timeout"))
+            .cloned()
+            .collect();
         let list = |names: &[String]| {
             names
                 .iter()
@@ -672,7 +794,7 @@ impl Results {
     fn progress(&self, done: bool) -> Progress {
         Progress {
             done,
-            repositories_count: self.repositories.len(),
+            repositories_count: self.repositories.len() + self.remote_repositories,
             match_count: self.match_count,
             duration_ms: self.started.elapsed().as_millis() as u64,
             skipped: self.skipped(),

@@ -11,6 +11,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::IndexBuilder;
+use crate::shards::Ownership;
 
 /// How often the service looks for repositories whose index is behind.
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
@@ -22,6 +23,7 @@ pub struct IndexService {
     builder: IndexBuilder,
     config: LiveSiteConfig,
     concurrency: usize,
+    owned: Option<Ownership>,
     wake: Notify,
 }
 
@@ -32,8 +34,15 @@ impl IndexService {
             builder,
             config,
             concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            owned: None,
             wake: Notify::new(),
         }
+    }
+
+    /// Indexes only the repositories this index server owns.
+    pub fn owning(mut self, ownership: Ownership) -> Self {
+        self.owned = Some(ownership);
+        self
     }
 
     /// Looks for work now (after a fetch moved a head, for instance).
@@ -54,6 +63,7 @@ impl IndexService {
                     let behind: Vec<(i64, String, String)> = repos
                         .into_iter()
                         .filter(|r| r.clone_status == CloneStatus::Cloned)
+                        .filter(|r| self.owned.as_ref().is_none_or(|o| o.owns(&r.name)))
                         .filter_map(|r| {
                             let head = r.head_commit?;
                             let current = self.builder.catalog().get(r.id);

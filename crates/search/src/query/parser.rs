@@ -21,6 +21,15 @@ pub enum PatternType {
 }
 
 impl PatternType {
+    pub fn name(self) -> &'static str {
+        match self {
+            PatternType::Keyword => "keyword",
+            PatternType::Standard => "standard",
+            PatternType::Literal => "literal",
+            PatternType::Regexp => "regexp",
+        }
+    }
+
     pub fn parse(value: &str) -> Option<Self> {
         match value.to_ascii_lowercase().as_str() {
             "keyword" => Some(PatternType::Keyword),
