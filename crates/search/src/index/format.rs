@@ -185,8 +185,8 @@ impl ShardBuilder {
             put_varint(&mut out, u64::from(doc.block));
             put_varint(&mut out, u64::from(doc.offset));
         }
-        // Postings are grouped by trigram: sort the (trigram, document) pairs.
-        self.pairs.sort_unstable();
+        // Postings are grouped by trigram: sort the (trigram, document) pairs by trigram.
+        sort_by_trigram(&mut self.pairs);
         let mut dictionary = Vec::new();
         let mut postings = Vec::new();
         let mut i = 0;
@@ -225,6 +225,28 @@ impl ShardBuilder {
         }
         out.extend_from_slice(FOOTER_MAGIC);
         write_atomically(path, &out)
+    }
+}
+
+/// Sorts (trigram << 32 | document) pairs by trigram, keeping the order of documents within a
+/// trigram (they were added in increasing order): a stable radix sort over the trigram's three
+/// bytes, several times faster than a comparison sort on this many pairs.
+fn sort_by_trigram(pairs: &mut Vec<u64>) {
+    let mut scratch = vec![0u64; pairs.len()];
+    for shift in [32u32, 40, 48] {
+        let mut counts = [0usize; 257];
+        for &pair in pairs.iter() {
+            counts[((pair >> shift) & 0xff) as usize + 1] += 1;
+        }
+        for i in 1..257 {
+            counts[i] += counts[i - 1];
+        }
+        for &pair in pairs.iter() {
+            let bucket = ((pair >> shift) & 0xff) as usize;
+            scratch[counts[bucket]] = pair;
+            counts[bucket] += 1;
+        }
+        std::mem::swap(pairs, &mut scratch);
     }
 }
 
@@ -520,6 +542,24 @@ mod tests {
         let path = dir.join("0.qix");
         builder.write(&path).unwrap();
         path
+    }
+
+    #[test]
+    fn pairs_sort_by_trigram_keeping_document_order() {
+        let mut pairs: Vec<u64> = Vec::new();
+        let mut state = 12345u64;
+        for doc in 0..2000u64 {
+            for _ in 0..5 {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                pairs.push(((state >> 40) & 0xff_ffff) << 32 | doc);
+            }
+        }
+        let mut expected = pairs.clone();
+        expected.sort_by_key(|p| p >> 32);
+        sort_by_trigram(&mut pairs);
+        assert_eq!(pairs, expected);
     }
 
     #[test]
