@@ -388,6 +388,31 @@ async fn the_stream_follows_sourcegraphs_event_names_and_shapes() {
     assert_eq!(range["start"]["offset"], "# Ünïcödé\nCafé needle ".len());
     assert_eq!(range["end"]["column"], 17);
 
+    // A pattern the index cannot narrow says that every file was scanned.
+    let scanned = stream(&instance, "/[0-9]{3}/").await;
+    let (_, progress) = scanned.iter().rev().find(|(n, _)| n == "progress").unwrap();
+    assert!(
+        progress["skipped"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["reason"] == "unindexed-pattern"),
+        "{progress}"
+    );
+    let narrowed = stream(&instance, "needle").await;
+    let (_, progress) = narrowed
+        .iter()
+        .rev()
+        .find(|(n, _)| n == "progress")
+        .unwrap();
+    assert!(
+        !progress["skipped"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["reason"] == "unindexed-pattern")
+    );
+
     let alert = stream(&instance, "type:symbol parse").await;
     let (_, body) = alert
         .iter()

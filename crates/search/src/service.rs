@@ -172,6 +172,12 @@ impl Searcher {
                 return;
             }
         };
+        results.full_scan = plan.result_type != ResultType::Repo
+            && plan.basics.iter().any(|b| {
+                b.pattern
+                    .as_ref()
+                    .is_some_and(|p| !crate::index::candidates::narrows(p))
+            });
         let cancel = CancellationToken::new();
         let _stop_scans = cancel.clone().drop_guard();
         let (found_tx, mut found_rx) = mpsc::channel::<Found>(FOUND_QUEUE);
@@ -531,7 +537,11 @@ async fn fan_out(
                     Ok(SearchEvent::Progress(p)) if p.done => {
                         results.remote_repositories += p.repositories_count;
                         results.timed_out |= p.skipped.iter().any(|s| s.reason == "shard-timeout");
-                        results.remote_skipped.extend(p.skipped);
+                        for skipped in p.skipped {
+                            if !results.remote_skipped.contains(&skipped) {
+                                results.remote_skipped.push(skipped);
+                            }
+                        }
                     }
                     Ok(SearchEvent::Alert(alert)) => {
                         if alerts.insert(alert.title.clone())
@@ -561,6 +571,8 @@ struct Results {
     limit: Option<usize>,
     match_count: usize,
     timed_out: bool,
+    /// The patterns gave the index nothing to narrow the search with.
+    full_scan: bool,
     batch: Vec<(i64, Match)>,
     /// Matches in `batch`.
     batch_matches: usize,
@@ -586,6 +598,7 @@ impl Results {
             limit: plan.count,
             match_count: 0,
             timed_out: false,
+            full_scan: false,
             batch: Vec::new(),
             batch_matches: 0,
             seen: HashSet::new(),
@@ -763,6 +776,15 @@ impl Results {
                     suggested: None,
                 });
             }
+        }
+        if self.full_scan {
+            skipped.push(Skipped {
+                reason: "unindexed-pattern".into(),
+                title: "every file scanned".into(),
+                message: "The pattern has no literal text of three or more characters for the index to narrow the search with, so every file was read.".into(),
+                severity: "info".into(),
+                suggested: None,
+            });
         }
         if self.limit_reached() {
             skipped.push(Skipped {

@@ -198,6 +198,27 @@ fn atom_candidates(shard: &Shard, atom: &Atom, case_sensitive: bool) -> Result<D
     Ok(content.or(DocSet::Some(by_path)))
 }
 
+/// Whether the index can narrow a search for `expr` at all: some content pattern that must match
+/// holds literal text of three or more characters. When it cannot, every file is scanned.
+pub fn narrows(expr: &Expr) -> bool {
+    fn literal_narrows(required: &Required) -> bool {
+        match required {
+            Required::Anything => false,
+            Required::Literal(bytes) => bytes.len() >= 3,
+            Required::All(parts) => parts.iter().any(literal_narrows),
+            Required::Any(parts) => !parts.is_empty() && parts.iter().all(literal_narrows),
+        }
+    }
+    match expr {
+        Expr::Atom(atom) if atom.scope == Scope::Path => true,
+        Expr::Atom(atom) if atom.literal => atom.text.len() >= 3,
+        Expr::Atom(atom) => literal_narrows(&required(&atom.text)),
+        Expr::And(children) => children.iter().any(narrows),
+        Expr::Or(children) => !children.is_empty() && children.iter().all(narrows),
+        Expr::Not(_) => false,
+    }
+}
+
 /// The documents of a shard that may match `expr`.
 pub fn candidates(
     shard: &Shard,
@@ -233,6 +254,22 @@ mod tests {
 
     fn lit(s: &str) -> Required {
         Required::Literal(s.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn queries_without_literals_are_known_not_to_narrow() {
+        use crate::query::{PatternType, plan};
+        let narrows_query = |q: &str| {
+            let plan = plan(q, PatternType::Keyword).unwrap();
+            narrows(plan.basics[0].pattern.as_ref().unwrap())
+        };
+        assert!(narrows_query("needle"));
+        assert!(narrows_query("/impl.*Iterator/"));
+        assert!(narrows_query("fn and needle"));
+        assert!(!narrows_query("fn"));
+        assert!(!narrows_query("/0x[0-9a-f]{16}/"));
+        assert!(!narrows_query("needle or fn"));
+        assert!(!narrows_query("-content:needle"));
     }
 
     #[test]
