@@ -8,9 +8,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, Path, RawQuery, Request, State};
+use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use bytes::Bytes;
@@ -18,7 +18,7 @@ use futures_util::TryStreamExt;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::secret::bearer_matches;
+use crate::secret::{require_internal_secret, service_url};
 use crate::service::{Commit, SyncResult, TreeEntry};
 use crate::{ByteStream, GitError, GitService, LocalGitService, smart_http};
 
@@ -82,34 +82,13 @@ pub fn router(git: Arc<LocalGitService>, secret: Option<String>) -> axum::Router
         .route("/git/{*tail}", any(smart_http_route))
         .layer(DefaultBodyLimit::max(smart_http::MAX_UPLOAD_PACK_REQUEST))
         .layer(middleware::from_fn_with_state(
-            state.clone(),
-            require_secret,
+            state.secret.clone(),
+            require_internal_secret,
         ));
     axum::Router::new()
         .route("/-/healthz", get(|| async { "ok\n" }))
         .merge(protected)
         .with_state(state)
-}
-
-async fn require_secret(
-    State(state): State<ServerState>,
-    request: Request,
-    next: Next,
-) -> Response {
-    if let Some(secret) = &state.secret {
-        let presented = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        if !bearer_matches(presented, secret) {
-            return (
-                StatusCode::UNAUTHORIZED,
-                "gitserver requires the internal secret\n",
-            )
-                .into_response();
-        }
-    }
-    next.run(request).await
 }
 
 async fn readyz(State(state): State<ServerState>) -> Response {
@@ -241,11 +220,7 @@ const CLIENT_TIMEOUT: Duration = Duration::from_secs(300);
 impl HttpGitClient {
     /// `address` is `host:port` or a full `http://` URL.
     pub fn new(address: &str, secret: Option<String>) -> Self {
-        let base = if address.starts_with("http://") || address.starts_with("https://") {
-            address.trim_end_matches('/').to_string()
-        } else {
-            format!("http://{}", address.trim_end_matches('/'))
-        };
+        let base = service_url(address);
         HttpGitClient {
             base,
             client: reqwest::Client::new(),

@@ -28,7 +28,9 @@ pub use error::GitError;
 pub use http::HttpGitClient;
 pub use local::LocalGitService;
 pub use name::validate_repo_name;
-pub use secret::{INTERNAL_SECRET_VAR, bearer_matches, secrets_match};
+pub use secret::{
+    INTERNAL_SECRET_VAR, bearer_matches, require_internal_secret, secrets_match, service_url,
+};
 pub use service::{
     Commit, EntryKind, GitService, Signature, SyncResult, TreeEntry, validate_oid, validate_path,
     validate_revision,

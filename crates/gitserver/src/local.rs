@@ -195,6 +195,17 @@ impl LocalGitService {
     }
 }
 
+/// Git failing on a revision means the revision is not there.
+fn revision_not_found(error: GitError, repo: &str, rev: &str) -> GitError {
+    match error {
+        GitError::Command(_) => GitError::RevisionNotFound {
+            repo: repo.to_string(),
+            rev: rev.to_string(),
+        },
+        other => other,
+    }
+}
+
 fn validate_remote_url(url: &str) -> Result<(), GitError> {
     if url.is_empty() || url.starts_with('-') || url.chars().any(char::is_control) {
         return Err(GitError::InvalidArgument(format!(
@@ -352,13 +363,7 @@ impl GitService for LocalGitService {
         )
         .run()
         .await
-        .map_err(|e| match e {
-            GitError::Command(_) => GitError::RevisionNotFound {
-                repo: repo.to_string(),
-                rev: rev.to_string(),
-            },
-            other => other,
-        })?;
+        .map_err(|e| revision_not_found(e, repo, rev))?;
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
     }
 
@@ -452,13 +457,7 @@ impl GitService for LocalGitService {
         )
         .run()
         .await
-        .map_err(|e| match e {
-            GitError::Command(_) => GitError::RevisionNotFound {
-                repo: repo.to_string(),
-                rev: commit.to_string(),
-            },
-            other => other,
-        })?;
+        .map_err(|e| revision_not_found(e, repo, commit))?;
         Ok(parse_tree(&out.stdout)
             .into_iter()
             .filter(|e| e.kind == EntryKind::File)

@@ -29,17 +29,7 @@ impl Gitserver {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let started = Instant::now();
-        while reqwest::get(format!("http://{address}/-/healthz"))
-            .await
-            .is_err()
-        {
-            assert!(
-                started.elapsed() < common::DEADLINE,
-                "gitserver did not start"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        common::wait_until_healthy(&address).await;
         Gitserver {
             child,
             address,
@@ -82,17 +72,7 @@ impl Indexserver {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let started = Instant::now();
-        while reqwest::get(format!("http://{address}/-/healthz"))
-            .await
-            .is_err()
-        {
-            assert!(
-                started.elapsed() < common::DEADLINE,
-                "index server did not start"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        common::wait_until_healthy(address).await;
         Indexserver { child }
     }
 }

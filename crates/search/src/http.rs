@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Query, Request, State};
+use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
@@ -40,34 +40,13 @@ pub fn router(searcher: Searcher, secret: Option<String>) -> Router {
     let protected = Router::new()
         .route("/.internal/search/stream", get(search_stream))
         .layer(middleware::from_fn_with_state(
-            state.clone(),
-            require_secret,
+            state.secret.clone(),
+            quarry_gitserver::require_internal_secret,
         ));
     Router::new()
         .route("/-/healthz", get(|| async { "ok\n" }))
         .merge(protected)
         .with_state(state)
-}
-
-async fn require_secret(
-    State(state): State<ServerState>,
-    request: Request,
-    next: Next,
-) -> Response {
-    if let Some(secret) = &state.secret {
-        let presented = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        if !quarry_gitserver::bearer_matches(presented, secret) {
-            return (
-                StatusCode::UNAUTHORIZED,
-                "index server requires the internal secret\n",
-            )
-                .into_response();
-        }
-    }
-    next.run(request).await
 }
 
 /// A search's events as a server-sent event response.

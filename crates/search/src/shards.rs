@@ -50,11 +50,7 @@ pub struct RemoteShard {
 impl RemoteShard {
     /// `address` is `host:port` or a full `http://` URL.
     pub fn new(address: &str, secret: Option<String>) -> Self {
-        let address = if address.starts_with("http://") || address.starts_with("https://") {
-            address.trim_end_matches('/').to_string()
-        } else {
-            format!("http://{}", address.trim_end_matches('/'))
-        };
+        let address = quarry_gitserver::service_url(address);
         RemoteShard {
             address,
             client: reqwest::Client::new(),

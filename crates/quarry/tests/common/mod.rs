@@ -24,6 +24,21 @@ pub fn free_port() -> u16 {
         .expect("a free loopback port")
 }
 
+/// Waits until a Quarry process answers `/-/healthz` at `host:port`.
+pub async fn wait_until_healthy(address: &str) {
+    let started = Instant::now();
+    while reqwest::get(format!("http://{address}/-/healthz"))
+        .await
+        .is_err()
+    {
+        assert!(
+            started.elapsed() < DEADLINE,
+            "{address} never became healthy"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// The databases every end-to-end scenario runs on: the embedded default, and PostgreSQL when
 /// `QUARRY_TEST_DATABASE_URL` names a server.
 pub enum Database {
