@@ -1,5 +1,7 @@
 //! Structured logs on standard error: human-readable, or JSON with `QUARRY_LOG_FORMAT=json`.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 pub fn init() {
@@ -12,6 +14,10 @@ pub fn init() {
     if json {
         builder.json().flatten_event(true).init();
     } else {
-        builder.with_target(false).init();
+        // Colour only for a person at a terminal, never into files or pipes.
+        builder
+            .with_target(false)
+            .with_ansi(std::io::stderr().is_terminal())
+            .init();
     }
 }

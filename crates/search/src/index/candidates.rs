@@ -131,22 +131,22 @@ fn lookup(shard: &Shard, required: &Required, case_sensitive: bool) -> Result<Do
             if trigrams.is_empty() {
                 return Ok(DocSet::All);
             }
-            // Rarest first: the intersection only shrinks.
-            let mut lists = Vec::with_capacity(trigrams.len());
-            for trigram in trigrams {
-                let list = shard.postings(trigram)?;
-                if list.is_empty() {
-                    return Ok(DocSet::Some(Vec::new()));
-                }
-                lists.push(list);
+            // A trigram the shard lacks settles it without reading anything; otherwise the
+            // rarest lists are read first, and reading stops once the intersection is empty.
+            let mut counted: Vec<(u32, u32)> = trigrams
+                .iter()
+                .map(|&t| (shard.posting_count(t), t))
+                .collect();
+            if counted.iter().any(|&(count, _)| count == 0) {
+                return Ok(DocSet::Some(Vec::new()));
             }
-            lists.sort_by_key(Vec::len);
-            let mut docs = lists[0].clone();
-            for list in &lists[1..] {
-                docs = intersect(&docs, list);
+            counted.sort_unstable();
+            let mut docs = shard.postings(counted[0].1)?;
+            for &(_, trigram) in &counted[1..] {
                 if docs.is_empty() {
                     break;
                 }
+                docs = intersect(&docs, &shard.postings(trigram)?);
             }
             DocSet::Some(docs)
         }

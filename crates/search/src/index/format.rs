@@ -269,18 +269,16 @@ pub fn write_atomically(path: &Path, data: &[u8]) -> Result<(), IndexError> {
     result.map_err(|e| IndexError::Io(format!("writing {}: {e}", path.display())))
 }
 
-/// Dictionary entries per sampled key: a lookup reads one run of this many entries.
-const DICT_SAMPLE: usize = 128;
-
 /// An open shard.
 pub struct Shard {
     file: File,
     docs: Vec<Doc>,
     blocks: Vec<Block>,
-    dict_off: u64,
-    dict_count: usize,
-    /// The first trigram of every `DICT_SAMPLE`-th dictionary entry.
-    dict_sample: Vec<Trigram>,
+    /// The dictionary, held in memory (12 bytes a trigram): a trigram absent from the shard costs
+    /// no read at all, and a present one a single read of its postings.
+    trigrams: Vec<Trigram>,
+    counts: Vec<u32>,
+    offsets: Vec<u32>,
     postings_off: u64,
     postings_end: u64,
     text_bytes: u64,
@@ -358,29 +356,27 @@ impl Shard {
         if !ordered {
             return Err(corrupt("section offsets out of order"));
         }
-        // Block table and documents are kept; the dictionary is streamed through the checksum
-        // and sampled.
         let metadata = read_at(&file, blocks_off, (dict_off - blocks_off) as usize)?;
+        let dictionary = read_at(&file, dict_off, dict_count * DICT_ENTRY)?;
         let mut hasher = crc32fast::Hasher::new();
         hasher.update(&metadata);
-        let mut dict_sample = Vec::with_capacity(dict_count / DICT_SAMPLE + 1);
-        let chunk_entries = DICT_SAMPLE * 512;
-        let mut entry = 0;
-        while entry < dict_count {
-            let n = chunk_entries.min(dict_count - entry);
-            let chunk = read_at(
-                &file,
-                dict_off + (entry * DICT_ENTRY) as u64,
-                n * DICT_ENTRY,
-            )?;
-            hasher.update(&chunk);
-            for i in (0..n).step_by(DICT_SAMPLE) {
-                dict_sample.push(read_u32(&chunk, i * DICT_ENTRY));
-            }
-            entry += n;
-        }
+        hasher.update(&dictionary);
         if hasher.finalize() != crc {
             return Err(corrupt("metadata checksum mismatch"));
+        }
+        let postings_len = end - postings_off;
+        let mut trigrams = Vec::with_capacity(dict_count);
+        let mut counts = Vec::with_capacity(dict_count);
+        let mut offsets = Vec::with_capacity(dict_count);
+        for i in 0..dict_count {
+            let at = i * DICT_ENTRY;
+            let offset = read_u64(&dictionary, at + 8);
+            if offset > postings_len || (i > 0 && read_u32(&dictionary, at) <= trigrams[i - 1]) {
+                return Err(corrupt("dictionary out of order"));
+            }
+            trigrams.push(read_u32(&dictionary, at));
+            counts.push(read_u32(&dictionary, at + 4));
+            offsets.push(u32::try_from(offset).map_err(|_| corrupt("postings too large"))?);
         }
         let blocks: Vec<Block> = (0..block_count)
             .map(|i| {
@@ -430,9 +426,9 @@ impl Shard {
             file,
             docs,
             blocks,
-            dict_off,
-            dict_count,
-            dict_sample,
+            trigrams,
+            counts,
+            offsets,
             postings_off,
             postings_end: end,
             text_bytes,
@@ -448,43 +444,34 @@ impl Shard {
         self.text_bytes
     }
 
+    /// How many documents contain a trigram (none when the shard does not have it).
+    pub fn posting_count(&self, trigram: Trigram) -> u32 {
+        match self.trigrams.binary_search(&trigram) {
+            Ok(i) => self.counts[i],
+            Err(_) => 0,
+        }
+    }
+
     /// The documents that contain a trigram, ascending.
     pub fn postings(&self, trigram: Trigram) -> Result<Vec<u32>, IndexError> {
-        // The run of entries whose first sampled key is at most the trigram.
-        let run = self.dict_sample.partition_point(|&t| t <= trigram);
-        if run == 0 {
-            return Ok(Vec::new());
-        }
-        let first = (run - 1) * DICT_SAMPLE;
-        // One entry past the run, for the end of the last list in it.
-        let n = (DICT_SAMPLE + 1).min(self.dict_count - first);
-        let entries = read_at(
-            &self.file,
-            self.dict_off + (first * DICT_ENTRY) as u64,
-            n * DICT_ENTRY,
-        )?;
-        let entries = &entries[..];
-        let found = (0..n.min(DICT_SAMPLE)).find(|&i| read_u32(entries, i * DICT_ENTRY) == trigram);
-        let Some(i) = found else {
+        let Ok(i) = self.trigrams.binary_search(&trigram) else {
             return Ok(Vec::new());
         };
-        let count = read_u32(entries, i * DICT_ENTRY + 4) as usize;
-        let start = self.postings_off + read_u64(entries, i * DICT_ENTRY + 8);
-        let end = if i + 1 < n {
-            self.postings_off + read_u64(entries, (i + 1) * DICT_ENTRY + 8)
-        } else {
-            self.postings_end
+        let start = self.postings_off + u64::from(self.offsets[i]);
+        let end = match self.offsets.get(i + 1) {
+            Some(next) => self.postings_off + u64::from(*next),
+            None => self.postings_end,
         };
-        if end < start || end > self.postings_end {
+        if end < start {
             return Err(IndexError::Corrupt("postings out of bounds".into()));
         }
         let bytes = read_at(&self.file, start, (end - start) as usize)?;
-        let bytes = &bytes[..];
+        let count = self.counts[i] as usize;
         let mut out = Vec::with_capacity(count);
         let mut cursor = 0;
         let mut doc = 0u64;
         for _ in 0..count {
-            doc += get_varint(bytes, &mut cursor)
+            doc += get_varint(&bytes, &mut cursor)
                 .ok_or_else(|| IndexError::Corrupt("truncated postings".into()))?;
             out.push(doc as u32);
         }
