@@ -65,6 +65,31 @@ pub struct Searcher {
     remote: Option<Arc<Vec<RemoteShard>>>,
     permits: Arc<Semaphore>,
     max_file_size: u64,
+    repos: Arc<RepoCache>,
+}
+
+/// How long a listing of repositories serves searches before it is read again: a repository
+/// cloned or updated since shows up in searches at most this late.
+const REPO_LIST_TTL: Duration = Duration::from_millis(500);
+
+/// The repository list, read from the store at most every `REPO_LIST_TTL` rather than per search.
+#[derive(Default)]
+struct RepoCache {
+    list: tokio::sync::Mutex<Option<(Instant, Arc<Vec<Repo>>)>>,
+}
+
+impl RepoCache {
+    async fn get(&self, store: &Store) -> Result<Arc<Vec<Repo>>, quarry_store::StoreError> {
+        let mut cached = self.list.lock().await;
+        if let Some((read_at, repos)) = cached.as_ref()
+            && read_at.elapsed() < REPO_LIST_TTL
+        {
+            return Ok(repos.clone());
+        }
+        let repos = Arc::new(store.list_repos(&RepoFilter::default()).await?);
+        *cached = Some((Instant::now(), repos.clone()));
+        Ok(repos)
+    }
 }
 
 /// What a repository scan reports to the search that started it.
@@ -105,6 +130,7 @@ impl Searcher {
             remote: None,
             permits: Arc::new(Semaphore::new(cores * 2)),
             max_file_size: DEFAULT_MAX_FILE_SIZE,
+            repos: Arc::new(RepoCache::default()),
         }
     }
 
@@ -160,7 +186,7 @@ impl Searcher {
             results.finish(&events).await;
             return;
         }
-        let repos = match self.store.list_repos(&RepoFilter::default()).await {
+        let repos = match self.repos.get(&self.store).await {
             Ok(repos) => repos,
             Err(e) => {
                 let _ = events
@@ -309,7 +335,7 @@ impl Searcher {
         let stop = cancel.clone();
         let scan_target = target.clone();
         let select = scan.select;
-        let mut emit = move |file| {
+        let emit = move |file| {
             sender
                 .blocking_send(Found::File(prepare(&scan_target, file, select)))
                 .is_ok()
@@ -331,7 +357,7 @@ impl Searcher {
                     &scan.query,
                     scan.case_sensitive,
                     &|| stop.is_cancelled(),
-                    &mut emit,
+                    &emit,
                 )
                 .map_err(|e| e.to_string())
             })
@@ -357,7 +383,7 @@ impl Searcher {
                     &scan.query,
                     max_file_size,
                     &|| stop.is_cancelled(),
-                    &mut emit,
+                    &mut { emit },
                 )
                 .map_err(|e| e.to_string())
             })

@@ -15,18 +15,19 @@ const LIMIT: u64 = 1024 * 1024;
 fn found_paths(catalog: &IndexCatalog, query: &str) -> Vec<String> {
     let index = catalog.get(1).expect("an index");
     let plan = plan(query, PatternType::Keyword).unwrap();
-    let mut paths = Vec::new();
+    let paths = std::sync::Mutex::new(Vec::new());
     search(
         &index,
         &plan.basics[0],
         plan.case_sensitive,
         &|| false,
-        &mut |m| {
-            paths.push(m.path);
+        &|m| {
+            paths.lock().unwrap().push(m.path);
             true
         },
     )
     .unwrap();
+    let mut paths = paths.into_inner().unwrap();
     paths.sort();
     paths
 }

@@ -13,8 +13,9 @@ use super::IndexError;
 use super::format::{FLAG_BINARY, FLAG_TOO_LARGE, ShardBuilder};
 use super::repo::{IndexCatalog, RepoIndex, commit_manifest};
 
-/// A shard holds at most about this much text; larger repositories get several.
-const SHARD_TEXT_LIMIT: u64 = 256 * 1024 * 1024;
+/// A shard holds at most about this much text; larger repositories get several, which are
+/// searched in parallel.
+const SHARD_TEXT_LIMIT: u64 = 64 * 1024 * 1024;
 /// More shards than this, or more changed than unchanged documents, means a rebuild.
 const MAX_SHARDS: usize = 8;
 /// How much of a file decides whether it is binary.

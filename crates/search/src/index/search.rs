@@ -3,22 +3,60 @@
 
 use super::IndexError;
 use super::candidates::{DocSet, candidates};
+use std::collections::HashSet;
+
+use super::format::Shard;
 use super::repo::RepoIndex;
 use crate::archive::ScanStats;
 use crate::matcher::{FileMatch, match_file};
 use crate::query::BasicQuery;
 
-/// Searches every live document of the index that may match. Stops early when `on_match`
+/// Searches every live document of the index that may match, its shards in parallel (a large
+/// repository is several shards, so it is not one thread's work). Stops early when `on_match`
 /// returns false or `stop` says so.
 pub fn search(
     index: &RepoIndex,
     query: &BasicQuery,
     case_sensitive: bool,
-    stop: &dyn Fn() -> bool,
-    on_match: &mut dyn FnMut(FileMatch) -> bool,
+    stop: &(dyn Fn() -> bool + Sync),
+    on_match: &(dyn Fn(FileMatch) -> bool + Sync),
+) -> Result<ScanStats, IndexError> {
+    if let [(shard, tombstones)] = index.shards.as_slice() {
+        return search_shard(shard, tombstones, query, case_sensitive, stop, on_match);
+    }
+    std::thread::scope(|scope| {
+        let running: Vec<_> = index
+            .shards
+            .iter()
+            .map(|(shard, tombstones)| {
+                scope.spawn(move || {
+                    search_shard(shard, tombstones, query, case_sensitive, stop, on_match)
+                })
+            })
+            .collect();
+        let mut stats = ScanStats::default();
+        for handle in running {
+            let shard_stats = handle
+                .join()
+                .map_err(|_| IndexError::Io("a shard search stopped unexpectedly".into()))??;
+            stats.files_searched += shard_stats.files_searched;
+            stats.binary.merge(&shard_stats.binary);
+            stats.too_large.merge(&shard_stats.too_large);
+        }
+        Ok(stats)
+    })
+}
+
+fn search_shard(
+    shard: &Shard,
+    tombstones: &HashSet<u32>,
+    query: &BasicQuery,
+    case_sensitive: bool,
+    stop: &(dyn Fn() -> bool + Sync),
+    on_match: &(dyn Fn(FileMatch) -> bool + Sync),
 ) -> Result<ScanStats, IndexError> {
     let mut stats = ScanStats::default();
-    for (shard, tombstones) in &index.shards {
+    {
         // Files whose contents were not indexed are reported whether or not they are candidates.
         for (doc, meta) in shard.docs().iter().enumerate() {
             if meta.flags != 0
