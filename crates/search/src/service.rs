@@ -250,41 +250,25 @@ impl Searcher {
             }
         }
         drop(found_tx);
-        let deadline = tokio::time::Instant::now() + plan.timeout;
-        let mut flush = tokio::time::interval(FLUSH_INTERVAL);
-        let mut progress = tokio::time::interval(PROGRESS_INTERVAL);
-        loop {
-            if results.limit_reached() {
-                break;
-            }
-            tokio::select! {
-                _ = events.closed() => return,
-                _ = tokio::time::sleep_until(deadline) => {
-                    results.timed_out = true;
-                    break;
-                }
-                _ = flush.tick() => {
-                    if !results.flush(&events).await {
+        let mut pace = Pace::new(plan.timeout);
+        while !results.limit_reached() {
+            let found = match pace.next(&mut results, &events, &mut found_rx).await {
+                Step::Stop => return,
+                Step::TimedOut => break,
+                Step::Ticked => continue,
+                Step::Message(None) => break,
+                Step::Message(Some(found)) => found,
+            };
+            match found {
+                Found::File(prepared) => {
+                    results.file(prepared);
+                    if results.batch_matches >= MAX_BATCH && !results.flush(&events).await {
                         return;
                     }
                 }
-                _ = progress.tick() => {
-                    if events.send(SearchEvent::Progress(results.progress(false))).await.is_err() {
-                        return;
-                    }
-                }
-                found = found_rx.recv() => match found {
-                    None => break,
-                    Some(Found::File(prepared)) => {
-                        results.file(prepared);
-                        if results.batch_matches >= MAX_BATCH && !results.flush(&events).await {
-                            return;
-                        }
-                    }
-                    Some(Found::Finished(stats)) => results.stats(&stats),
-                    Some(Found::Problem { reason, message }) => results.problem(reason, message),
-                    Some(Found::Unindexed(repo)) => results.unindexed.push(repo),
-                }
+                Found::Finished(stats) => results.stats(&stats),
+                Found::Problem { reason, message } => results.problem(reason, message),
+                Found::Unindexed(repo) => results.unindexed.push(repo),
             }
         }
         cancel.cancel();
@@ -523,72 +507,110 @@ async fn fan_out(
     }
     drop(tx);
     // Each index server honours the timeout itself; this bounds a server that stops answering.
-    let deadline = tokio::time::Instant::now() + plan.timeout + Duration::from_secs(5);
-    let mut flush = tokio::time::interval(FLUSH_INTERVAL);
-    let mut progress = tokio::time::interval(PROGRESS_INTERVAL);
+    let mut pace = Pace::new(plan.timeout + Duration::from_secs(5));
     let mut arrival = 0i64;
     let mut alerts = HashSet::new();
     let mut finished = 0;
     while finished < shards.len() && !results.limit_reached() {
-        tokio::select! {
-            _ = events.closed() => return,
-            _ = tokio::time::sleep_until(deadline) => {
-                results.timed_out = true;
-                break;
-            }
-            _ = flush.tick() => {
-                if !results.flush(&events).await {
+        let (i, event) = match pace.next(&mut results, &events, &mut rx).await {
+            Step::Stop => return,
+            Step::TimedOut | Step::Message(None) => break,
+            Step::Ticked => continue,
+            Step::Message(Some(message)) => message,
+        };
+        let address = &shards[i].address;
+        match event {
+            Ok(SearchEvent::Matches(matches)) => {
+                for found in matches {
+                    // Decreasing ranks keep the order each server chose.
+                    arrival -= 1;
+                    results.push(arrival, found);
+                }
+                if results.batch_matches >= MAX_BATCH && !results.flush(&events).await {
                     return;
                 }
             }
-            _ = progress.tick() => {
-                if events.send(SearchEvent::Progress(results.progress(false))).await.is_err() {
+            Ok(SearchEvent::Progress(p)) if p.done => {
+                results.remote_repositories += p.repositories_count;
+                results.timed_out |= p.skipped.iter().any(|s| s.reason == "shard-timeout");
+                for skipped in p.skipped {
+                    if !results.remote_skipped.contains(&skipped) {
+                        results.remote_skipped.push(skipped);
+                    }
+                }
+            }
+            Ok(SearchEvent::Alert(alert)) => {
+                if alerts.insert(alert.title.clone())
+                    && events.send(SearchEvent::Alert(alert)).await.is_err()
+                {
                     return;
                 }
             }
-            message = rx.recv() => {
-                let Some((i, event)) = message else { break };
-                let address = &shards[i].address;
-                match event {
-                    Ok(SearchEvent::Matches(matches)) => {
-                        for found in matches {
-                            // Decreasing ranks keep the order each server chose.
-                            arrival -= 1;
-                            results.push(arrival, found);
-                        }
-                        if results.batch_matches >= MAX_BATCH && !results.flush(&events).await {
-                            return;
-                        }
-                    }
-                    Ok(SearchEvent::Progress(p)) if p.done => {
-                        results.remote_repositories += p.repositories_count;
-                        results.timed_out |= p.skipped.iter().any(|s| s.reason == "shard-timeout");
-                        for skipped in p.skipped {
-                            if !results.remote_skipped.contains(&skipped) {
-                                results.remote_skipped.push(skipped);
-                            }
-                        }
-                    }
-                    Ok(SearchEvent::Alert(alert)) => {
-                        if alerts.insert(alert.title.clone())
-                            && events.send(SearchEvent::Alert(alert)).await.is_err()
-                        {
-                            return;
-                        }
-                    }
-                    Ok(SearchEvent::Error(e)) => results.problem("shard-error", format!("{address}: {}", e.message)),
-                    Ok(SearchEvent::Done) => finished += 1,
-                    Ok(_) => {}
-                    Err(reason) => {
-                        finished += 1;
-                        results.problem("shard-unavailable", format!("{address}: {reason}"));
-                    }
-                }
+            Ok(SearchEvent::Error(e)) => {
+                results.problem("shard-error", format!("{address}: {}", e.message))
+            }
+            Ok(SearchEvent::Done) => finished += 1,
+            Ok(_) => {}
+            Err(reason) => {
+                finished += 1;
+                results.problem("shard-unavailable", format!("{address}: {reason}"));
             }
         }
     }
     cancel.cancel();
     results.finish(&events).await;
+}
+
+/// What woke a search's loop.
+enum Step<T> {
+    /// The consumer went away.
+    Stop,
+    TimedOut,
+    /// Pending results were flushed or progress was reported.
+    Ticked,
+    /// From the producers; `None` once they are all done.
+    Message(Option<T>),
+}
+
+/// The rhythm shared by every search loop: a deadline, periodic flushes of held-back results and
+/// periodic progress, between messages from the producers.
+struct Pace {
+    deadline: tokio::time::Instant,
+    flush: tokio::time::Interval,
+    progress: tokio::time::Interval,
+}
+
+impl Pace {
+    fn new(timeout: Duration) -> Self {
+        Pace {
+            deadline: tokio::time::Instant::now() + timeout,
+            flush: tokio::time::interval(FLUSH_INTERVAL),
+            progress: tokio::time::interval(PROGRESS_INTERVAL),
+        }
+    }
+
+    async fn next<T>(
+        &mut self,
+        results: &mut Results,
+        events: &mpsc::Sender<SearchEvent>,
+        messages: &mut mpsc::Receiver<T>,
+    ) -> Step<T> {
+        tokio::select! {
+            _ = events.closed() => Step::Stop,
+            _ = tokio::time::sleep_until(self.deadline) => {
+                results.timed_out = true;
+                Step::TimedOut
+            }
+            _ = self.flush.tick() => {
+                if results.flush(events).await { Step::Ticked } else { Step::Stop }
+            }
+            _ = self.progress.tick() => {
+                let sent = events.send(SearchEvent::Progress(results.progress(false))).await;
+                if sent.is_ok() { Step::Ticked } else { Step::Stop }
+            }
+            message = messages.recv() => Step::Message(message),
+        }
+    }
 }
 
 /// The state of one search's results.
