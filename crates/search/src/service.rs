@@ -763,41 +763,38 @@ impl Results {
                 .collect::<Vec<_>>()
                 .join("\n")
         };
-        if !self.cloning.is_empty() {
-            skipped.push(Skipped {
-                reason: "repository-cloning".into(),
-                title: format!("{} cloning", self.cloning.len()),
-                message: format!(
-                    "Repositories still being cloned were not searched:\n{}",
-                    list(&self.cloning)
-                ),
-                severity: "info".into(),
-                suggested: None,
-            });
-        }
-        if !self.missing.is_empty() {
-            skipped.push(Skipped {
-                reason: "repository-missing".into(),
-                title: format!("{} missing", self.missing.len()),
-                message: format!(
-                    "Repositories that could not be cloned were not searched:\n{}",
-                    list(&self.missing)
-                ),
-                severity: "warn".into(),
-                suggested: None,
-            });
-        }
-        if !self.unindexed.is_empty() {
-            skipped.push(Skipped {
-                reason: "repository-unindexed".into(),
-                title: format!("{} searched without index", self.unindexed.len()),
-                message: format!(
-                    "These repositories' indexes are not up to date yet; they were searched straight from git:\n{}",
-                    list(&self.unindexed)
-                ),
-                severity: "info".into(),
-                suggested: None,
-            });
+        for (reason, names, title, intro, severity) in [
+            (
+                "repository-cloning",
+                &self.cloning,
+                "cloning",
+                "Repositories still being cloned were not searched",
+                "info",
+            ),
+            (
+                "repository-missing",
+                &self.missing,
+                "missing",
+                "Repositories that could not be cloned were not searched",
+                "warn",
+            ),
+            (
+                "repository-unindexed",
+                &self.unindexed,
+                "searched without index",
+                "These repositories' indexes are not up to date yet; they were searched straight from git",
+                "info",
+            ),
+        ] {
+            if !names.is_empty() {
+                skipped.push(Skipped {
+                    reason: reason.into(),
+                    title: format!("{} {title}", names.len()),
+                    message: format!("{intro}:\n{}", list(names)),
+                    severity: severity.into(),
+                    suggested: None,
+                });
+            }
         }
         for (reason, messages) in &self.problems {
             skipped.push(Skipped {
