@@ -181,6 +181,10 @@ pub struct GitserverArgs {
 /// Options every service takes.
 #[derive(Args)]
 pub struct SharedArgs {
+    /// Files larger than this many bytes are indexed and searched by path only.
+    #[arg(long, env = "QUARRY_SEARCH_MAX_FILE_SIZE", default_value_t = quarry_search::DEFAULT_MAX_FILE_SIZE, value_name = "BYTES")]
+    pub search_max_file_size: u64,
+
     /// Where mirrors and the embedded database live [default: ~/.local/share/quarry].
     #[arg(long, env = "QUARRY_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use quarry_config::SiteConfigManager;
 use quarry_search::index::{IndexBuilder, IndexCatalog, IndexService};
-use quarry_search::{DEFAULT_MAX_FILE_SIZE, Ownership, Searcher};
+use quarry_search::{Ownership, Searcher};
 use quarry_store::Store;
 
 use crate::cli::{IndexserverArgs, data_dir};
@@ -41,12 +41,17 @@ pub async fn run(args: IndexserverArgs) -> anyhow::Result<()> {
     );
     let indexer = IndexService::new(
         store.clone(),
-        IndexBuilder::new(git.clone(), catalog.clone(), DEFAULT_MAX_FILE_SIZE),
+        IndexBuilder::new(
+            git.clone(),
+            catalog.clone(),
+            args.shared.search_max_file_size,
+        ),
         site.live(),
     )
     .owning(ownership.clone());
     let searcher = Searcher::new(store.clone(), git)
         .with_index(catalog, site.live())
+        .with_max_file_size(args.shared.search_max_file_size)
         .owning(ownership);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

@@ -10,7 +10,7 @@ use quarry_frontend::AppState;
 use quarry_gitserver::{GitService, HttpGitClient, LocalGitService, ShardedGitService};
 use quarry_repos::{ConnectionConfig, RepoUpdater, connection_for_argument};
 use quarry_search::index::{IndexBuilder, IndexCatalog, IndexService};
-use quarry_search::{DEFAULT_MAX_FILE_SIZE, RemoteShard, Searcher};
+use quarry_search::{RemoteShard, Searcher};
 use quarry_store::{RepoFilter, Store, redact_url};
 
 use crate::cli::{ServeArgs, data_dir};
@@ -92,10 +92,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             })?);
         let indexer = IndexService::new(
             store.clone(),
-            IndexBuilder::new(git.clone(), catalog.clone(), DEFAULT_MAX_FILE_SIZE),
+            IndexBuilder::new(
+                git.clone(),
+                catalog.clone(),
+                args.shared.search_max_file_size,
+            ),
             site.live(),
         );
-        let searcher = Searcher::new(store.clone(), git.clone()).with_index(catalog, site.live());
+        let searcher = Searcher::new(store.clone(), git.clone())
+            .with_index(catalog, site.live())
+            .with_max_file_size(args.shared.search_max_file_size);
         (searcher, Some(Arc::new(indexer)))
     } else {
         // Index servers index and search; this process merges what they find.

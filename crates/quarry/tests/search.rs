@@ -561,3 +561,63 @@ async fn the_cli_prints_grep_style_and_json_lines() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("never closed"));
 }
+
+#[tokio::test]
+async fn files_over_the_size_limit_are_searched_by_path_and_reported() {
+    let work = tempfile::tempdir().unwrap();
+    let origin = TestRepo::init(&work.path().join("code/sizes")).unwrap();
+    let big = format!("needle\n{}", "x".repeat(300));
+    origin
+        .commit(
+            &[("small.txt", "needle\n"), ("big_needle.txt", &big)],
+            "sizes",
+        )
+        .unwrap();
+    let instance = Instance::serve(
+        &work.path().join("data"),
+        &[
+            work.path().join("code").display().to_string(),
+            "--search-max-file-size".into(),
+            "100".into(),
+        ],
+        &[],
+    )
+    .await;
+    instance.wait_settled(1).await;
+    wait_indexed(&instance).await;
+    let events = stream(&instance, "needle count:all").await;
+    let found: Vec<Value> = events
+        .iter()
+        .filter(|(n, _)| n == "matches")
+        .flat_map(|(_, d)| d.as_array().cloned().unwrap_or_default())
+        .collect();
+    let kinds: BTreeSet<(String, String)> = found
+        .iter()
+        .map(|m| {
+            (
+                m["path"].as_str().unwrap().to_string(),
+                m["type"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        BTreeSet::from([
+            ("big_needle.txt".to_string(), "path".to_string()),
+            ("small.txt".to_string(), "content".to_string())
+        ])
+    );
+    let (_, progress) = events.iter().rev().find(|(n, _)| n == "progress").unwrap();
+    let large = progress["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["reason"] == "excluded-large")
+        .expect("large files are reported");
+    assert!(
+        large["message"]
+            .as_str()
+            .unwrap()
+            .contains("big_needle.txt")
+    );
+}

@@ -141,6 +141,12 @@ impl Searcher {
         self
     }
 
+    /// Files larger than this are searched by path only.
+    pub fn with_max_file_size(mut self, bytes: u64) -> Self {
+        self.max_file_size = bytes;
+        self
+    }
+
     /// Searches only the repositories this index server owns.
     pub fn owning(mut self, ownership: Ownership) -> Self {
         self.owned = Some(ownership);
