@@ -44,6 +44,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         None => None,
     };
 
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+
     let store = match &args.database_url {
         Some(url) => Store::open(url).await?,
         None => Store::open_sqlite(&data_dir.join("quarry.db")).await?,
@@ -57,10 +61,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     for connection in &connections {
         ensure_connection(&store, connection).await?;
     }
-
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
 
     let updater = Arc::new(RepoUpdater::new(store.clone(), git.clone(), site.live()));
     updater.sync_due_connections().await?;
