@@ -188,14 +188,7 @@ fn atom_candidates(shard: &Shard, atom: &Atom, case_sensitive: bool) -> Result<D
     if atom.scope == Scope::Content || content == DocSet::All {
         return Ok(content);
     }
-    let by_path: Vec<u32> = shard
-        .docs()
-        .iter()
-        .enumerate()
-        .filter(|(_, d)| atom.regex.is_match(d.path.as_bytes()))
-        .map(|(i, _)| i as u32)
-        .collect();
-    Ok(content.or(DocSet::Some(by_path)))
+    Ok(content.or(DocSet::Some(shard.docs_with_matching_path(&atom.regex))))
 }
 
 /// Whether the index can narrow a search for `expr` at all: some content pattern that must match

@@ -273,6 +273,10 @@ pub fn write_atomically(path: &Path, data: &[u8]) -> Result<(), IndexError> {
 pub struct Shard {
     file: File,
     docs: Vec<Doc>,
+    /// Every document's path, one a line, so a path pattern is one pass over one buffer.
+    paths: String,
+    /// Where each document's path starts in `paths`.
+    path_starts: Vec<u32>,
     blocks: Vec<Block>,
     /// The dictionary, held in memory (12 bytes a trigram): a trigram absent from the shard costs
     /// no read at all, and a present one a single read of its postings.
@@ -422,9 +426,18 @@ impl Shard {
                 offset,
             });
         }
+        let mut paths = String::new();
+        let mut path_starts = Vec::with_capacity(docs.len());
+        for doc in &docs {
+            path_starts.push(u32::try_from(paths.len()).map_err(|_| corrupt("paths too long"))?);
+            paths.push_str(&doc.path);
+            paths.push('\n');
+        }
         Ok(Shard {
             file,
             docs,
+            paths,
+            path_starts,
             blocks,
             trigrams,
             counts,
@@ -437,6 +450,28 @@ impl Shard {
 
     pub fn docs(&self) -> &[Doc] {
         &self.docs
+    }
+
+    /// The documents whose path `regex` matches, ascending.
+    pub fn docs_with_matching_path(&self, regex: &regex::bytes::Regex) -> Vec<u32> {
+        let text = self.paths.as_bytes();
+        let mut out = Vec::new();
+        let mut at = 0;
+        while let Some(found) = regex.find_at(text, at) {
+            let doc = self
+                .path_starts
+                .partition_point(|&s| s as usize <= found.start())
+                - 1;
+            // A match could run across the newline between two paths: check the path alone.
+            if regex.is_match(self.docs[doc].path.as_bytes()) {
+                out.push(doc as u32);
+            }
+            match self.path_starts.get(doc + 1) {
+                Some(&next) => at = next as usize,
+                None => break,
+            }
+        }
+        out
     }
 
     /// Bytes of text indexed in this shard.
@@ -558,6 +593,21 @@ mod tests {
         assert_eq!(shard.postings(pack(b'f', b'n', b' ')).unwrap(), [0, 3]);
         assert_eq!(shard.postings(pack(b'N', b'E', b'E')).unwrap(), [2]);
         assert!(shard.postings(pack(b'z', b'z', b'z')).unwrap().is_empty());
+        let rs = regex::bytes::RegexBuilder::new(r"\.rs$")
+            .multi_line(true)
+            .build()
+            .unwrap();
+        assert_eq!(shard.docs_with_matching_path(&rs), [0, 3]);
+        let across = regex::bytes::RegexBuilder::new(r"rs\sb")
+            .multi_line(true)
+            .build()
+            .unwrap();
+        assert!(
+            shard.docs_with_matching_path(&across).is_empty(),
+            "never across two paths"
+        );
+        let everything = regex::bytes::Regex::new("").unwrap();
+        assert_eq!(shard.docs_with_matching_path(&everything), [0, 1, 2, 3]);
         let (block, offset, len) = shard.locate(3);
         let text = shard.block_text(block).unwrap();
         assert_eq!(&text[offset..offset + len], b"fn beta() {}");
