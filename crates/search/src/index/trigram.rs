@@ -34,11 +34,19 @@ impl TrigramSet {
             self.seen[(t >> 6) as usize] = 0;
         }
         self.found.clear();
-        for window in text.windows(3) {
-            if window.contains(&b'\n') {
+        // A rolling trigram: the last three folded bytes, and how many bytes since a newline.
+        let mut t: u32 = 0;
+        let mut run = 0usize;
+        for &byte in text {
+            if byte == b'\n' {
+                run = 0;
                 continue;
             }
-            let t = pack(window[0], window[1], window[2]);
+            t = ((t << 8) | u32::from(byte.to_ascii_lowercase())) & 0x00ff_ffff;
+            run += 1;
+            if run < 3 {
+                continue;
+            }
             let (word, bit) = ((t >> 6) as usize, 1u64 << (t & 63));
             if self.seen[word] & bit == 0 {
                 self.seen[word] |= bit;
