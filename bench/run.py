@@ -76,7 +76,8 @@ def load_queries(path):
 
 
 class Quarry:
-    def __init__(self, binary, data_dir, repos):
+    def __init__(self, binary, data_dir, repos, restarted=False):
+        self.restarted = restarted
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = os.path.join(data_dir, f"quarry-{self.port}.log")
@@ -119,7 +120,15 @@ class Quarry:
         return total, first if first is not None else total, lines
 
     def ready(self, repositories):
-        """Whether every repository is cloned and searched through its index."""
+        """Whether every repository is cloned and searched through its index. The log is read
+        first, so that waiting does not load the machine with searches while it indexes."""
+        indexed = set()
+        with open(self.log_path) as f:
+            for line in f:
+                if '"message":"indexed"' in line:
+                    indexed.add(json.loads(line).get("repo"))
+        if len(indexed) < repositories and not self.restarted:
+            return False
         url = self.url + "/.api/search/stream?" + urllib.parse.urlencode({"q": "count:1 quarrybenchready"})
         with urllib.request.urlopen(url, timeout=120) as response:
             progress = None
@@ -182,6 +191,8 @@ def main():
     started = time.perf_counter()
     quarry = Quarry(args.quarry, data, repos)
     while not quarry.ready(repository_count):
+        if time.perf_counter() - started > 3600:
+            raise SystemExit(f"not every repository was indexed within an hour; see {quarry.log_path}")
         time.sleep(0.5)
     ready_after = time.perf_counter() - started
     indexing_rss = peak_rss(quarry.process.pid)
@@ -193,7 +204,7 @@ def main():
     index_bytes = dir_size(os.path.join(data, "index"))
 
     # 2. Serve the queries from a fresh process (warm page cache).
-    quarry = Quarry(args.quarry, data, repos)
+    quarry = Quarry(args.quarry, data, repos, restarted=True)
     while not quarry.ready(repository_count):
         time.sleep(0.2)
     results = []
