@@ -1,37 +1,21 @@
 //! Read-only git smart HTTP for mirrors, on the frontend's internal route.
 
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
+use quarry_gitserver::smart_http::SmartHttpRequest;
 
 use crate::AppState;
 
-pub async fn smart_http(
-    State(state): State<AppState>,
-    Path(tail): Path<String>,
-    RawQuery(query): RawQuery,
-    method: Method,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+pub async fn smart_http(State(state): State<AppState>, request: SmartHttpRequest) -> Response {
     // Only repositories the instance knows are served, whatever the gitserver holds on disk.
-    let known = match quarry_gitserver::smart_http::split_repo(&tail) {
+    let known = match request.repo() {
         Some(name) => state.store.repo_by_name(name).await,
         None => Ok(None),
     };
     match known {
-        Ok(Some(_)) => {}
-        Ok(None) => return (StatusCode::NOT_FOUND, "repository not found\n").into_response(),
-        Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
+        Ok(Some(_)) => request.answer(state.git.as_ref()).await,
+        Ok(None) => (StatusCode::NOT_FOUND, "repository not found\n").into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
     }
-    quarry_gitserver::smart_http::serve(
-        state.git.as_ref(),
-        &tail,
-        query.as_deref(),
-        &method,
-        &headers,
-        body,
-    )
-    .await
 }

@@ -8,8 +8,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
-use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{StatusCode, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
@@ -100,21 +100,9 @@ async fn readyz(State(state): State<ServerState>) -> Response {
 
 async fn smart_http_route(
     State(state): State<ServerState>,
-    Path(tail): Path<String>,
-    RawQuery(query): RawQuery,
-    method: Method,
-    headers: HeaderMap,
-    body: Bytes,
+    request: smart_http::SmartHttpRequest,
 ) -> Response {
-    smart_http::serve(
-        state.git.as_ref(),
-        &tail,
-        query.as_deref(),
-        &method,
-        &headers,
-        body,
-    )
-    .await
+    request.answer(state.git.as_ref()).await
 }
 
 fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, GitError> {

@@ -4,6 +4,7 @@
 use std::io::Read;
 
 use axum::body::Body;
+use axum::extract::{FromRequest, FromRequestParts, Path, RawQuery, Request};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -13,10 +14,64 @@ use crate::{GitError, GitService};
 /// The largest (decompressed) negotiation request accepted.
 pub const MAX_UPLOAD_PACK_REQUEST: usize = 64 * 1024 * 1024;
 
-/// Answers a smart HTTP request whose path below the mount point is `tail`
-/// (`<repo>/info/refs` or `<repo>/git-upload-pack`). Who may read which repository is the caller's
-/// decision, made before this is called.
-pub async fn serve(
+/// A smart HTTP request as a route mounted with a `{*tail}` wildcard receives it.
+pub struct SmartHttpRequest {
+    /// The path below the mount point: `<repo>/info/refs` or `<repo>/git-upload-pack`.
+    pub tail: String,
+    query: Option<String>,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl<S: Send + Sync> FromRequest<S> for SmartHttpRequest {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = request.into_parts();
+        let Path(tail) = Path::<String>::from_request_parts(&mut parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let RawQuery(query) = RawQuery::from_request_parts(&mut parts, state)
+            .await
+            .map_err(|never| match never {})?;
+        let method = parts.method.clone();
+        let headers = parts.headers.clone();
+        let body = Bytes::from_request(Request::from_parts(parts, body), state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Ok(SmartHttpRequest {
+            tail,
+            query,
+            method,
+            headers,
+            body,
+        })
+    }
+}
+
+impl SmartHttpRequest {
+    /// The repository the request names, if it is a smart HTTP path at all.
+    pub fn repo(&self) -> Option<&str> {
+        split_repo(&self.tail)
+    }
+
+    /// Answers the request from `git`. Who may read which repository is the caller's decision,
+    /// made before this is called.
+    pub async fn answer(self, git: &dyn GitService) -> Response {
+        serve(
+            git,
+            &self.tail,
+            self.query.as_deref(),
+            &self.method,
+            &self.headers,
+            self.body,
+        )
+        .await
+    }
+}
+
+async fn serve(
     git: &dyn GitService,
     tail: &str,
     query: Option<&str>,

@@ -249,22 +249,13 @@ async fn search_fans_out_to_index_servers_and_survives_one_down() {
         "sqlite://{}?mode=rwc",
         frontend_dir.join("quarry.db").display()
     );
-    let _first = Indexserver::start(
-        &index_addresses[0],
-        &all,
-        &gitserver.address,
-        &database,
-        work.path().join("index-a"),
-    )
-    .await;
-    let second = Indexserver::start(
-        &index_addresses[1],
-        &all,
-        &gitserver.address,
-        &database,
-        work.path().join("index-b"),
-    )
-    .await;
+    let mut servers = Vec::new();
+    for (address, dir) in index_addresses.iter().zip(["index-a", "index-b"]) {
+        let data_dir = work.path().join(dir);
+        servers
+            .push(Indexserver::start(address, &all, &gitserver.address, &database, data_dir).await);
+    }
+    let second = servers.pop();
 
     let started = Instant::now();
     loop {

@@ -304,15 +304,7 @@ impl Searcher {
             },
             Some(rev) => match self.git.resolve_revision(&repo.name, rev).await {
                 Ok(commit) => commit,
-                Err(e) => {
-                    let _ = found
-                        .send(Found::Problem {
-                            reason: "revision-missing",
-                            message: format!("{}: {e}", repo.name),
-                        })
-                        .await;
-                    return;
-                }
+                Err(e) => return report(&found, "revision-missing", &repo.name, e).await,
             },
         };
         let target = Arc::new(Target {
@@ -355,15 +347,7 @@ impl Searcher {
         } else {
             let stream = match self.git.archive(&repo.name, &commit).await {
                 Ok(stream) => stream,
-                Err(e) => {
-                    let _ = found
-                        .send(Found::Problem {
-                            reason: "repository-missing",
-                            message: format!("{}: {e}", repo.name),
-                        })
-                        .await;
-                    return;
-                }
+                Err(e) => return report(&found, "repository-missing", &repo.name, e).await,
             };
             let reader = SyncIoBridge::new(StreamReader::new(stream));
             let max_file_size = self.max_file_size;
@@ -393,6 +377,17 @@ impl Searcher {
         };
         let _ = found.send(report).await;
     }
+}
+
+/// Tells the search that a repository could not be searched, and why.
+async fn report(
+    found: &mpsc::Sender<Found>,
+    reason: &'static str,
+    repo: &str,
+    error: impl std::fmt::Display,
+) {
+    let message = format!("{repo}: {error}");
+    let _ = found.send(Found::Problem { reason, message }).await;
 }
 
 fn location(text: &[u8], base_offset: usize, line: usize, at: usize) -> Location {
