@@ -4,12 +4,11 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use quarry_config::SiteConfigManager;
-use quarry_search::index::{IndexBuilder, IndexCatalog, IndexService};
-use quarry_search::{Ownership, Searcher};
+use quarry_search::Ownership;
 use quarry_store::Store;
 
 use crate::cli::{IndexserverArgs, data_dir};
-use crate::serve::remote_gitservers;
+use crate::serve::{indexed_search, remote_gitservers};
 use crate::shutdown;
 
 pub async fn run(args: IndexserverArgs) -> anyhow::Result<()> {
@@ -35,24 +34,14 @@ pub async fn run(args: IndexserverArgs) -> anyhow::Result<()> {
     let store = Store::open(&args.database_url).await?;
     let site = Arc::new(SiteConfigManager::load(store.clone(), None).await?);
     let git = remote_gitservers(&args.gitservers, secret.clone())?;
-    let catalog = Arc::new(
-        IndexCatalog::new(&data_dir.join("index"))
-            .with_context(|| format!("cannot use index directory under {}", data_dir.display()))?,
-    );
-    let indexer = IndexService::new(
-        store.clone(),
-        IndexBuilder::new(
-            git.clone(),
-            catalog.clone(),
-            args.shared.search_max_file_size,
-        ),
-        site.live(),
-    )
-    .owning(ownership.clone());
-    let searcher = Searcher::new(store.clone(), git)
-        .with_index(catalog, site.live())
-        .with_max_file_size(args.shared.search_max_file_size)
-        .owning(ownership);
+    let (searcher, indexer) = indexed_search(
+        &store,
+        &git,
+        &site,
+        &data_dir,
+        args.shared.search_max_file_size,
+        Some(ownership),
+    )?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;

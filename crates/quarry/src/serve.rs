@@ -10,7 +10,7 @@ use quarry_frontend::AppState;
 use quarry_gitserver::{GitService, HttpGitClient, LocalGitService, ShardedGitService};
 use quarry_repos::{ConnectionConfig, RepoUpdater, connection_for_argument};
 use quarry_search::index::{IndexBuilder, IndexCatalog, IndexService};
-use quarry_search::{RemoteShard, Searcher};
+use quarry_search::{Ownership, RemoteShard, Searcher};
 use quarry_store::{RepoFilter, Store, redact_url};
 
 use crate::cli::{ServeArgs, data_dir};
@@ -86,22 +86,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .map(|a| RemoteShard::new(a.trim(), args.shared.internal_secret.clone()))
         .collect();
     let (searcher, indexer) = if index_shards.is_empty() {
-        let catalog =
-            Arc::new(IndexCatalog::new(&data_dir.join("index")).with_context(|| {
-                format!("cannot use index directory under {}", data_dir.display())
-            })?);
-        let indexer = IndexService::new(
-            store.clone(),
-            IndexBuilder::new(
-                git.clone(),
-                catalog.clone(),
-                args.shared.search_max_file_size,
-            ),
-            site.live(),
-        );
-        let searcher = Searcher::new(store.clone(), git.clone())
-            .with_index(catalog, site.live())
-            .with_max_file_size(args.shared.search_max_file_size);
+        let (searcher, indexer) = indexed_search(
+            &store,
+            &git,
+            &site,
+            &data_dir,
+            args.shared.search_max_file_size,
+            None,
+        )?;
         (searcher, Some(Arc::new(indexer)))
     } else {
         // Index servers index and search; this process merges what they find.
@@ -147,6 +139,35 @@ fn gitserver(args: &ServeArgs, data_dir: &Path) -> anyhow::Result<Arc<dyn GitSer
         return Ok(Arc::new(local));
     }
     remote_gitservers(&args.gitservers, args.shared.internal_secret.clone())
+}
+
+/// A searcher over the indexes kept under `data_dir`, and the service that keeps them current;
+/// with an ownership, both cover only the repositories this process owns.
+pub fn indexed_search(
+    store: &Store,
+    git: &Arc<dyn GitService>,
+    site: &SiteConfigManager,
+    data_dir: &Path,
+    max_file_size: u64,
+    owned: Option<Ownership>,
+) -> anyhow::Result<(Searcher, IndexService)> {
+    let catalog = Arc::new(
+        IndexCatalog::new(&data_dir.join("index"))
+            .with_context(|| format!("cannot use index directory under {}", data_dir.display()))?,
+    );
+    let mut indexer = IndexService::new(
+        store.clone(),
+        IndexBuilder::new(git.clone(), catalog.clone(), max_file_size),
+        site.live(),
+    );
+    let mut searcher = Searcher::new(store.clone(), git.clone())
+        .with_index(catalog, site.live())
+        .with_max_file_size(max_file_size);
+    if let Some(ownership) = owned {
+        indexer = indexer.owning(ownership.clone());
+        searcher = searcher.owning(ownership);
+    }
+    Ok((searcher, indexer))
 }
 
 /// Clients of gitserver shards, routed by rendezvous hashing.

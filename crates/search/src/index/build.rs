@@ -153,7 +153,7 @@ impl IndexBuilder {
         let mut shards = kept;
         shards.extend(new_files.into_iter().map(|file| (file, Vec::new())));
         commit_manifest(&dir, commit, shards)?;
-        let index = RepoIndex::open(&dir)?
+        let index = RepoIndex::open_reusing(&dir, current.as_deref())?
             .ok_or_else(|| IndexError::Corrupt("manifest vanished after writing".into()))?;
         self.catalog.replace(repo_id, index);
         Ok(BuildStats {

@@ -38,6 +38,15 @@ impl RepoIndex {
     /// Opens the index in `dir`, or `None` when there is none. Shard files the manifest does not
     /// name (left by an interrupted build) are deleted.
     pub fn open(dir: &Path) -> Result<Option<RepoIndex>, IndexError> {
+        Self::open_reusing(dir, None)
+    }
+
+    /// Opens the index in `dir`, taking shards that `previous` already has open from it rather
+    /// than reading them again (an update keeps most of them).
+    pub fn open_reusing(
+        dir: &Path,
+        previous: Option<&RepoIndex>,
+    ) -> Result<Option<RepoIndex>, IndexError> {
         let manifest_path = dir.join(MANIFEST);
         let text = match std::fs::read_to_string(&manifest_path) {
             Ok(text) => text,
@@ -52,8 +61,17 @@ impl RepoIndex {
         let mut shards = Vec::new();
         let mut files = Vec::new();
         for entry in &manifest.shards {
-            let shard = Shard::open(&dir.join(&entry.file))?;
-            shards.push((Arc::new(shard), entry.tombstones.iter().copied().collect()));
+            let reused = previous.and_then(|p| {
+                p.files
+                    .iter()
+                    .position(|f| f == &entry.file)
+                    .map(|i| p.shards[i].0.clone())
+            });
+            let shard = match reused {
+                Some(shard) => shard,
+                None => Arc::new(Shard::open(&dir.join(&entry.file))?),
+            };
+            shards.push((shard, entry.tombstones.iter().copied().collect()));
             files.push(entry.file.clone());
         }
         remove_unlisted(dir, &files);
