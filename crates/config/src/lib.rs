@@ -17,4 +17,4 @@ mod site;
 pub use jsonc::SyntaxError;
 pub use live::LiveSiteConfig;
 pub use manager::{ConfigError, SiteConfigManager};
-pub use site::{DEFAULT_SITE_CONFIG, SiteConfig, SiteConfigError};
+pub use site::{BuiltinAuth, DEFAULT_SITE_CONFIG, Lockout, SiteConfig, SiteConfigError};

@@ -26,6 +26,10 @@ enum Kind {
     Object,
     /// `auth.providers`: objects that each name their `type`.
     AuthProviders,
+    /// A duration such as `90d` or `12h`.
+    Duration,
+    /// `auth.lockout`: Sourcegraph's account lockout settings.
+    Lockout,
 }
 
 /// Every key the site configuration accepts. Unknown keys are rejected, as a typo in a key would
@@ -56,6 +60,10 @@ const SCHEMA: &[(&str, Kind)] = &[
     ("disableAutoCodeHostSyncs", Kind::Bool),
     ("auth.public", Kind::Bool),
     ("auth.providers", Kind::AuthProviders),
+    ("auth.sessionExpiry", Kind::Duration),
+    ("auth.sessionIdleTimeout", Kind::Duration),
+    ("auth.lockout", Kind::Lockout),
+    ("auth.minPasswordLength", Kind::Integer { min: 8, max: 256 }),
     ("codeIntelAutoIndexing.enabled", Kind::Bool),
     ("search.index.enabled", Kind::Bool),
     ("search.largeFiles", Kind::StringArray),
@@ -209,6 +217,91 @@ impl SiteConfig {
     pub fn disable_auto_code_host_syncs(&self) -> bool {
         self.flag("disableAutoCodeHostSyncs")
     }
+
+    /// Whether people who are not signed in may search (read-only); off by default.
+    pub fn auth_public(&self) -> bool {
+        self.flag("auth.public")
+    }
+
+    /// The builtin (username and password) provider, if enabled. Without `auth.providers` it is,
+    /// with sign-up allowed, as in Sourcegraph's default configuration.
+    pub fn builtin_auth(&self) -> Option<BuiltinAuth> {
+        let Some(providers) = self.values.get("auth.providers").and_then(Value::as_array) else {
+            return Some(BuiltinAuth { allow_signup: true });
+        };
+        providers
+            .iter()
+            .find(|p| p.get("type").and_then(Value::as_str) == Some("builtin"))
+            .map(|p| BuiltinAuth {
+                allow_signup: p
+                    .get("allowSignup")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false),
+            })
+    }
+
+    fn duration(&self, key: &str, default: Duration) -> Duration {
+        self.str(key)
+            .and_then(|text| humantime::parse_duration(text).ok())
+            .unwrap_or(default)
+    }
+
+    /// How long a session lasts from sign-in, however active (Sourcegraph's default: 90 days).
+    pub fn session_expiry(&self) -> Duration {
+        self.duration("auth.sessionExpiry", Duration::from_secs(90 * 24 * 3600))
+    }
+
+    /// How long a session lasts without a request (default: 7 days).
+    pub fn session_idle_timeout(&self) -> Duration {
+        self.duration(
+            "auth.sessionIdleTimeout",
+            Duration::from_secs(7 * 24 * 3600),
+        )
+    }
+
+    /// Account lockout after failed sign-ins (Sourcegraph's defaults: 5 failures within an hour
+    /// lock the account for 30 minutes).
+    pub fn lockout(&self) -> Lockout {
+        let setting = |key: &str, default: u64| {
+            self.values
+                .get("auth.lockout")
+                .and_then(|l| l.get(key))
+                .and_then(Value::as_u64)
+                .unwrap_or(default)
+        };
+        Lockout {
+            failed_attempt_threshold: setting("failedAttemptThreshold", 5) as u32,
+            consecutive_period: Duration::from_secs(setting("consecutivePeriod", 3600)),
+            lockout_period: Duration::from_secs(setting("lockoutPeriod", 1800)),
+        }
+    }
+
+    /// The shortest password accepted (Sourcegraph's default: 12 characters).
+    pub fn min_password_length(&self) -> usize {
+        self.int("auth.minPasswordLength")
+            .and_then(|n| usize::try_from(n).ok())
+            .unwrap_or(12)
+    }
+
+    /// Whether users reach the instance over https (session cookies are then `Secure`).
+    pub fn served_over_https(&self) -> bool {
+        self.external_url()
+            .is_some_and(|url| url.starts_with("https:"))
+    }
+}
+
+/// The builtin authentication provider's settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BuiltinAuth {
+    pub allow_signup: bool,
+}
+
+/// When failed sign-ins lock an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lockout {
+    pub failed_attempt_threshold: u32,
+    pub consecutive_period: Duration,
+    pub lockout_period: Duration,
 }
 
 impl Default for SiteConfig {
@@ -258,6 +351,30 @@ fn check(path: &str, kind: Kind, value: &Value, problems: &mut Vec<String>) {
             None => problem(format!("must be an array of strings, got {value}")),
         },
         Kind::Object if !value.is_object() => problem(format!("must be an object, got {value}")),
+        Kind::Duration => match value.as_str().map(humantime::parse_duration) {
+            Some(Ok(duration)) if !duration.is_zero() => {}
+            _ => problem(format!(
+                "must be a duration such as \"90d\" or \"12h\", got {value}"
+            )),
+        },
+        Kind::Lockout => match value.as_object() {
+            Some(fields) => {
+                for (name, field) in fields {
+                    let known = matches!(
+                        name.as_str(),
+                        "failedAttemptThreshold" | "consecutivePeriod" | "lockoutPeriod"
+                    );
+                    if !known {
+                        problems.push(format!("{path}.{name}: unknown key"));
+                    } else if field.as_u64().is_none_or(|n| n == 0) {
+                        problems.push(format!(
+                            "{path}.{name}: must be a positive integer, got {field}"
+                        ));
+                    }
+                }
+            }
+            None => problem(format!("must be an object, got {value}")),
+        },
         Kind::AuthProviders => match value.as_array() {
             Some(items) => {
                 for (i, item) in items.iter().enumerate() {

@@ -1,24 +1,165 @@
-//! Who may call. Until accounts exist, the API answers only callers on the loopback interface.
+//! Who may call. Every request is identified first (access token, session cookie, or nobody);
+//! routes then require what they need: a signed-in user (or anyone, for read-only routes when
+//! `auth.public` is on), or a site admin. Browser sessions must prove state-changing requests
+//! with their CSRF token.
 
 use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, Request};
-use axum::http::StatusCode;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use quarry_auth::{Actor, AuthError, Credential, SESSION_COOKIE, parse_authorization, secret};
 
-/// Refuses every caller that is not on this machine.
-pub async fn loopback_only(request: Request, next: Next) -> Response {
-    let peer = request
+use crate::AppState;
+
+/// The header a browser session sends its CSRF token in.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// An error as an HTTP response: a status and a one-line message.
+pub fn auth_error_response(error: &AuthError) -> Response {
+    let status = match error {
+        AuthError::BadCredentials | AuthError::Unauthenticated | AuthError::InvalidToken => {
+            StatusCode::UNAUTHORIZED
+        }
+        AuthError::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
+        AuthError::SignupDisabled | AuthError::BuiltinDisabled | AuthError::Forbidden(_) => {
+            StatusCode::FORBIDDEN
+        }
+        AuthError::InvalidLink | AuthError::Invalid(_) => StatusCode::BAD_REQUEST,
+        AuthError::Conflict(_) => StatusCode::CONFLICT,
+        AuthError::NotFound(_) => StatusCode::NOT_FOUND,
+        AuthError::Random(_) | AuthError::Store(_) => {
+            tracing::error!(error = %error, "account operation failed");
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
+    };
+    let mut response = (status, format!("{error}\n")).into_response();
+    if let AuthError::Throttled(seconds) = error
+        && let Ok(value) = seconds.to_string().parse()
+    {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
+}
+
+/// The value of a cookie in the request's `Cookie` headers.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value)
+}
+
+fn peer_address(request: &Request) -> Option<String> {
+    request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip());
-    match peer {
-        Some(ip) if ip.is_loopback() || ip.to_canonical().is_loopback() => next.run(request).await,
-        _ => (
-            StatusCode::FORBIDDEN,
-            "this endpoint answers only on loopback until user accounts are configured\n",
-        )
-            .into_response(),
+        .map(|ConnectInfo(addr)| addr.ip().to_canonical().to_string())
+}
+
+async fn actor_of(
+    state: &AppState,
+    headers: &HeaderMap,
+    address: Option<String>,
+) -> Result<Actor, AuthError> {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(parse_authorization);
+    if let Some(presented) = presented {
+        let (token, user) = state.accounts.authenticate(&presented).await?;
+        return Ok(Actor {
+            user: Some(user),
+            credential: Credential::AccessToken { id: token.id },
+            address,
+        });
+    }
+    if let Some(value) = cookie(headers, SESSION_COOKIE)
+        && let Some((session, user)) = state.accounts.session(value).await?
+    {
+        return Ok(Actor {
+            user: Some(user),
+            credential: Credential::Session {
+                id: session.id,
+                csrf_token: session.csrf_token,
+            },
+            address,
+        });
+    }
+    Ok(Actor::anonymous(address))
+}
+
+/// Identifies the caller of every request (an invalid or revoked token is refused at once) and
+/// checks the CSRF token of state-changing requests made with a session cookie.
+pub async fn identify(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let address = peer_address(&request);
+    let headers = request.headers().clone();
+    let actor = match actor_of(&state, &headers, address).await {
+        Ok(actor) => actor,
+        Err(e) => return auth_error_response(&e),
+    };
+    if let Credential::Session { csrf_token, .. } = &actor.credential {
+        // GraphQL can carry mutations in a GET, so it is checked whatever the method.
+        let path = request.uri().path();
+        let changes_state = (!matches!(*request.method(), Method::GET | Method::HEAD)
+            || path == "/.api/graphql")
+            && !crate::sign_in::CREDENTIAL_ROUTES.contains(&path);
+        let presented = request
+            .headers()
+            .get(CSRF_HEADER)
+            .and_then(|v| v.to_str().ok());
+        if changes_state && !presented.is_some_and(|p| secret::equal(p, csrf_token)) {
+            return (
+                StatusCode::FORBIDDEN,
+                "missing or wrong CSRF token: send the session's token in the X-Csrf-Token header\n",
+            )
+                .into_response();
+        }
+    }
+    request.extensions_mut().insert(actor);
+    next.run(request).await
+}
+
+/// The caller identified by [`identify`].
+pub fn actor(request: &Request) -> Actor {
+    request
+        .extensions()
+        .get::<Actor>()
+        .cloned()
+        .unwrap_or_else(|| Actor::anonymous(None))
+}
+
+/// Lets through signed-in users, and anyone when `auth.public` allows read-only access.
+pub async fn signed_in_or_public(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let actor = actor(&request);
+    if actor.user.is_some() || state.site.live().current().auth_public() {
+        return next.run(request).await;
+    }
+    let mut response = auth_error_response(&AuthError::Unauthenticated);
+    // git asks its credential helpers for a username and password (an access token) on this.
+    if request.uri().path().starts_with("/.internal/git/")
+        && let Ok(value) = r#"Basic realm="Quarry""#.parse()
+    {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, value);
+    }
+    response
+}
+
+/// Lets through site admins only.
+pub async fn site_admin_only(request: Request, next: Next) -> Response {
+    match quarry_auth::require_site_admin(&actor(&request)) {
+        Ok(()) => next.run(request).await,
+        Err(e) => auth_error_response(&e),
     }
 }

@@ -1,11 +1,15 @@
 //! The frontend: Quarry's HTTP surface.
 //!
-//! Owns: the GraphQL API (`/.api/graphql`), the search stream (`/.api/search/stream`), health (`/-/healthz`, `/-/readyz`), Prometheus metrics
-//! (`/metrics`), and the internal read-only git smart HTTP route (`/.internal/git/<repo>/...`).
+//! Owns: the GraphQL API (`/.api/graphql`), the search stream (`/.api/search/stream`), health
+//! (`/-/healthz`, `/-/readyz`), Prometheus metrics (`/metrics`), the sign-in routes (`/-/sign-in`,
+//! `/-/sign-up`, `/-/site-init`, ...), and the read-only git smart HTTP route
+//! (`/.internal/git/<repo>/...`).
 //!
-//! Invariants: handlers reach storage and git only through the store and the `GitService` trait,
-//! never the disk; every route but the health checks refuses callers that are not on loopback
-//! until accounts exist; the git route serves only repositories the instance knows.
+//! Invariants: handlers reach storage and git only through the store, the accounts service and
+//! the `GitService` trait, never the disk; every request is identified before any handler runs;
+//! only the health checks and the sign-in routes answer anonymous callers (plus read-only search
+//! when `auth.public` is on); a repository a caller may not see is absent from every answer
+//! (listings, counts, search, git); the git route serves only repositories the instance knows.
 
 mod access;
 mod git_route;
@@ -13,6 +17,7 @@ pub mod graphql;
 mod health;
 mod metrics;
 mod search_stream;
+mod sign_in;
 mod state;
 
 use std::net::SocketAddr;
@@ -28,32 +33,53 @@ pub use state::AppState;
 /// The largest GraphQL request body accepted.
 const MAX_GRAPHQL_BODY: usize = 4 * 1024 * 1024;
 
+/// The largest sign-in, sign-up or password form accepted.
+const MAX_ACCOUNT_FORM: usize = 16 * 1024;
+
 /// All routes of the frontend.
 pub fn router(state: AppState) -> Router {
     let schema = graphql::schema(state.clone());
-    let api = Router::new()
+    let graphql = Router::new()
         .route(
             "/.api/graphql",
             post(graphql::handler).get(graphql::handler),
         )
         .layer(DefaultBodyLimit::max(MAX_GRAPHQL_BODY))
         .with_state(schema);
-    let internal = Router::new()
+    let readable = Router::new()
         .route("/.internal/git/{*tail}", any(git_route::smart_http))
         .layer(DefaultBodyLimit::max(
             quarry_gitserver::smart_http::MAX_UPLOAD_PACK_REQUEST,
         ))
-        .route("/metrics", get(metrics::metrics))
         .route("/.api/search/stream", get(search_stream::stream))
-        .with_state(state.clone());
-    let guarded = api
-        .merge(internal)
-        .layer(middleware::from_fn(access::loopback_only));
+        .with_state(state.clone())
+        .merge(graphql)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            access::signed_in_or_public,
+        ));
+    let admin = Router::new()
+        .route("/metrics", get(metrics::metrics))
+        .with_state(state.clone())
+        .layer(middleware::from_fn(access::site_admin_only));
+    let accounts = Router::new()
+        .route("/-/site-init", post(sign_in::site_init))
+        .route("/-/sign-up", post(sign_in::sign_up))
+        .route("/-/sign-in", post(sign_in::sign_in))
+        .route("/-/sign-in/link", get(sign_in::sign_in_link))
+        .route("/-/reset-password", post(sign_in::reset_password))
+        .route("/password-reset", get(sign_in::password_reset_page))
+        .route("/-/sign-out", post(sign_in::sign_out))
+        .route("/-/session", get(sign_in::current_session))
+        .layer(DefaultBodyLimit::max(MAX_ACCOUNT_FORM));
     Router::new()
         .route("/-/healthz", get(health::healthz))
         .route("/-/readyz", get(health::readyz))
-        .with_state(state)
-        .merge(guarded)
+        .merge(accounts)
+        .with_state(state.clone())
+        .merge(readable)
+        .merge(admin)
+        .layer(middleware::from_fn_with_state(state, access::identify))
         .layer(middleware::from_fn(metrics::observe_requests))
 }
 

@@ -1,9 +1,11 @@
 //! `GET /.api/search/stream?q=...`: search results as server-sent events, in Sourcegraph's event
 //! names and shapes. The search stops when the client goes away.
 
+use axum::Extension;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use quarry_auth::Actor;
 use quarry_search::SearchOptions;
 use quarry_search::query::PatternType;
 use serde::Deserialize;
@@ -18,8 +20,8 @@ pub struct StreamParams {
 }
 
 /// Reads the optional `t` (pattern type) parameter shared by the search endpoints.
-pub fn search_options(pattern_type: Option<&str>) -> Result<SearchOptions, String> {
-    let mut options = SearchOptions::default();
+pub fn search_options(pattern_type: Option<&str>, actor: &Actor) -> Result<SearchOptions, String> {
+    let mut options = SearchOptions::for_viewer(actor.viewer());
     if let Some(t) = pattern_type.filter(|t| !t.is_empty()) {
         options.pattern_type = PatternType::parse(t).ok_or_else(|| {
             format!("unknown pattern type `{t}`: use keyword, standard, literal or regexp")
@@ -28,11 +30,15 @@ pub fn search_options(pattern_type: Option<&str>) -> Result<SearchOptions, Strin
     Ok(options)
 }
 
-pub async fn stream(State(state): State<AppState>, Query(params): Query<StreamParams>) -> Response {
+pub async fn stream(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Query(params): Query<StreamParams>,
+) -> Response {
     let Some(query) = params.q else {
         return (StatusCode::BAD_REQUEST, "missing query parameter q\n").into_response();
     };
-    let options = match search_options(params.t.as_deref()) {
+    let options = match search_options(params.t.as_deref(), &actor) {
         Ok(options) => options,
         Err(message) => return (StatusCode::BAD_REQUEST, format!("{message}\n")).into_response(),
     };

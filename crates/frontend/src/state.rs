@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use quarry_auth::Accounts;
 use quarry_config::SiteConfigManager;
 use quarry_gitserver::GitService;
 use quarry_repos::RepoUpdater;
@@ -15,4 +16,5 @@ pub struct AppState {
     pub site: Arc<SiteConfigManager>,
     pub updater: Arc<RepoUpdater>,
     pub searcher: Searcher,
+    pub accounts: Accounts,
 }

@@ -1,4 +1,5 @@
-//! Until accounts exist, only loopback callers reach anything but the health checks.
+//! Every route, called as nobody, as a user, as a site admin and with bad credentials, gets the
+//! status it should; on SQLite and PostgreSQL, in process.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -6,20 +7,22 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{Request, StatusCode};
+use quarry_auth::{AccountForm, Accounts, Actor};
 use quarry_config::SiteConfigManager;
 use quarry_frontend::{AppState, router};
 use quarry_gitserver::LocalGitService;
 use quarry_repos::RepoUpdater;
 use quarry_store::Store;
+use quarry_store::testing::with_each_store;
 use tower::ServiceExt;
 
-async fn state(dir: &std::path::Path) -> AppState {
-    let store = Store::open_sqlite(&dir.join("quarry.db")).await.unwrap();
+async fn state(store: Store, dir: &std::path::Path) -> AppState {
     let site = Arc::new(SiteConfigManager::load(store.clone(), None).await.unwrap());
     let git = Arc::new(LocalGitService::open(&dir.join("repos")).unwrap());
     let updater = Arc::new(RepoUpdater::new(store.clone(), git.clone(), site.live()));
     AppState {
         searcher: quarry_search::Searcher::new(store.clone(), git.clone()),
+        accounts: Accounts::new(store.clone(), site.live()),
         store,
         git,
         site,
@@ -27,69 +30,258 @@ async fn state(dir: &std::path::Path) -> AppState {
     }
 }
 
-async fn status_from(peer: &str, method: &str, path: &str, state: &AppState) -> StatusCode {
-    let peer: SocketAddr = peer.parse().unwrap();
+/// How a request authenticates.
+#[derive(Clone, Copy)]
+enum Caller<'a> {
+    Nobody,
+    Token(&'a str),
+    Cookie(&'a str, Option<&'a str>),
+}
+
+async fn call(
+    state: &AppState,
+    caller: Caller<'_>,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> (StatusCode, String) {
     let mut request = Request::builder()
         .method(method)
         .uri(path)
-        .header("content-type", "application/json")
-        .body(Body::from(r#"{"query": "{ site { id } }"}"#))
-        .unwrap();
+        .header("content-type", "application/json");
+    match caller {
+        Caller::Nobody => {}
+        Caller::Token(token) => request = request.header("authorization", format!("token {token}")),
+        Caller::Cookie(cookie, csrf) => {
+            request = request.header("cookie", format!("sgs={cookie}"));
+            if let Some(csrf) = csrf {
+                request = request.header("x-csrf-token", csrf);
+            }
+        }
+    }
+    let mut request = request.body(Body::from(body.to_string())).unwrap();
+    let peer: SocketAddr = "10.1.2.3:4000".parse().unwrap();
     request.extensions_mut().insert(ConnectInfo(peer));
-    router(state.clone())
-        .oneshot(request)
+    let response = router(state.clone()).oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
         .await
-        .unwrap()
-        .status()
+        .unwrap();
+    (status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+const GRAPHQL_SITE: &str = r#"{"query": "{ site { configuration { id } } }"}"#;
+const GRAPHQL_ME: &str = r#"{"query": "{ currentUser { username siteAdmin } }"}"#;
+
+fn form(username: &str) -> AccountForm {
+    AccountForm {
+        username: username.into(),
+        email: Some(format!("{username}@example.com")),
+        password: Some("a long enough password".into()),
+    }
 }
 
 #[tokio::test]
-async fn remote_callers_are_refused_except_for_health() {
-    let dir = tempfile::tempdir().unwrap();
-    let state = state(dir.path()).await;
-    for peer in ["10.1.2.3:4000", "[2001:db8::1]:4000", "192.168.1.1:80"] {
-        assert_eq!(
-            status_from(peer, "POST", "/.api/graphql", &state).await,
-            StatusCode::FORBIDDEN
-        );
-        assert_eq!(
-            status_from(peer, "GET", "/metrics", &state).await,
-            StatusCode::FORBIDDEN
-        );
-        assert_eq!(
-            status_from(
-                peer,
-                "GET",
-                "/.internal/git/x/info/refs?service=git-upload-pack",
-                &state
-            )
-            .await,
-            StatusCode::FORBIDDEN
-        );
-        assert_eq!(
-            status_from(peer, "GET", "/-/healthz", &state).await,
-            StatusCode::OK
-        );
-    }
-    for peer in ["127.0.0.1:4000", "[::1]:4000", "[::ffff:127.0.0.1]:4000"] {
-        assert_eq!(
-            status_from(peer, "POST", "/.api/graphql", &state).await,
-            StatusCode::OK
-        );
-        assert_eq!(
-            status_from(peer, "GET", "/metrics", &state).await,
-            StatusCode::OK
-        );
-    }
-    assert_eq!(
-        status_from(
-            "127.0.0.1:1",
-            "GET",
-            "/.internal/git/unknown/info/refs?service=git-upload-pack",
-            &state
+async fn every_route_checks_who_is_calling() {
+    with_each_store(|store| async move {
+        let dir = tempfile::tempdir().unwrap();
+        let state = state(store, dir.path()).await;
+        let nobody = Actor::anonymous(None);
+        let admin = state
+            .accounts
+            .site_init(form("root"), &nobody)
+            .await
+            .unwrap();
+        assert!(admin.site_admin, "the first account is a site admin");
+        let user = state.accounts.sign_up(form("dev"), &nobody).await.unwrap();
+        assert!(!user.site_admin);
+        let admin_actor = Actor {
+            user: Some(admin.clone()),
+            ..nobody.clone()
+        };
+        let user_actor = Actor {
+            user: Some(user.clone()),
+            ..nobody.clone()
+        };
+        let scopes = vec!["user:all".to_string()];
+        let (_, admin_token) = state
+            .accounts
+            .create_access_token(&admin_actor, admin.id, &scopes, "t")
+            .await
+            .unwrap();
+        let (user_record, user_token) = state
+            .accounts
+            .create_access_token(&user_actor, user.id, &scopes, "t")
+            .await
+            .unwrap();
+
+        let git = "/.internal/git/unknown/info/refs?service=git-upload-pack";
+        // (method, path, body, anonymous, user, admin)
+        let matrix: &[(&str, &str, &str, u16, u16, u16)] = &[
+            ("GET", "/-/healthz", "", 200, 200, 200),
+            ("GET", "/-/readyz", "", 200, 200, 200),
+            ("POST", "/.api/graphql", GRAPHQL_ME, 401, 200, 200),
+            ("GET", "/.api/search/stream?q=x", "", 401, 200, 200),
+            ("GET", git, "", 401, 404, 404),
+            ("GET", "/metrics", "", 401, 403, 200),
+            ("GET", "/-/session", "", 401, 200, 200),
+            (
+                "POST",
+                "/-/site-init",
+                r#"{"username":"x","email":"x@example.com","password":"a long enough password"}"#,
+                409,
+                409,
+                409,
+            ),
+        ];
+        for (method, path, body, anonymous, as_user, as_admin) in matrix {
+            for (caller, expected) in [
+                (Caller::Nobody, anonymous),
+                (Caller::Token(&user_token), as_user),
+                (Caller::Token(&admin_token), as_admin),
+            ] {
+                let (status, text) = call(&state, caller, method, path, body).await;
+                assert_eq!(status.as_u16(), *expected, "{method} {path}: {text}");
+            }
+        }
+
+        // Site-admin-only GraphQL fields refuse a user with FORBIDDEN and answer an admin.
+        let (_, text) = call(
+            &state,
+            Caller::Token(&user_token),
+            "POST",
+            "/.api/graphql",
+            GRAPHQL_SITE,
         )
-        .await,
-        StatusCode::NOT_FOUND,
-        "repositories the instance does not know are not served"
-    );
+        .await;
+        assert!(text.contains("FORBIDDEN"), "{text}");
+        let (_, text) = call(
+            &state,
+            Caller::Token(&admin_token),
+            "POST",
+            "/.api/graphql",
+            GRAPHQL_SITE,
+        )
+        .await;
+        assert!(text.contains("\"configuration\":{\"id\""), "{text}");
+
+        // A forged token is refused even on routes anybody may call.
+        for path in ["/-/healthz", "/.api/graphql"] {
+            let (status, _) = call(
+                &state,
+                Caller::Token("sgp_forged"),
+                "POST",
+                path,
+                GRAPHQL_ME,
+            )
+            .await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
+        }
+        // A revoked token stops working on the next request.
+        state
+            .accounts
+            .delete_access_token(&user_actor, user_record.id)
+            .await
+            .unwrap();
+        let (status, _) = call(
+            &state,
+            Caller::Token(&user_token),
+            "POST",
+            "/.api/graphql",
+            GRAPHQL_ME,
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+        // A session needs its CSRF token for GraphQL; a forged cookie is nobody.
+        let (cookie, session) = state.accounts.start_session(&user).await.unwrap();
+        let (status, _) = call(
+            &state,
+            Caller::Cookie(&cookie, None),
+            "POST",
+            "/.api/graphql",
+            GRAPHQL_ME,
+        )
+        .await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        let (status, _) = call(
+            &state,
+            Caller::Cookie(&cookie, Some("wrong")),
+            "POST",
+            "/.api/graphql",
+            GRAPHQL_ME,
+        )
+        .await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        let (status, text) = call(
+            &state,
+            Caller::Cookie(&cookie, Some(&session.csrf_token)),
+            "POST",
+            "/.api/graphql",
+            GRAPHQL_ME,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{text}");
+        assert!(text.contains("\"username\":\"dev\""), "{text}");
+        let (status, _) = call(
+            &state,
+            Caller::Cookie("forged", Some("x")),
+            "POST",
+            "/.api/graphql",
+            GRAPHQL_ME,
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        // Signing out ends the session.
+        let (status, _) = call(
+            &state,
+            Caller::Cookie(&cookie, Some(&session.csrf_token)),
+            "POST",
+            "/-/sign-out",
+            "",
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        let (status, _) = call(
+            &state,
+            Caller::Cookie(&cookie, Some(&session.csrf_token)),
+            "GET",
+            "/-/session",
+            "",
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn anonymous_search_is_allowed_only_with_auth_public() {
+    with_each_store(|store| async move {
+        let dir = tempfile::tempdir().unwrap();
+        let state = state(store, dir.path()).await;
+        let (status, _) = call(&state, Caller::Nobody, "GET", "/.api/search/stream?q=x", "").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        let current = state.site.current().await.unwrap();
+        state
+            .site
+            .update(current.id, r#"{"auth.public": true}"#)
+            .await
+            .unwrap();
+        let (status, _) = call(&state, Caller::Nobody, "GET", "/.api/search/stream?q=x", "").await;
+        assert_eq!(status, StatusCode::OK);
+        // Still read-only: administration and mutations need an account.
+        let (_, text) = call(
+            &state,
+            Caller::Nobody,
+            "POST",
+            "/.api/graphql",
+            GRAPHQL_SITE,
+        )
+        .await;
+        assert!(text.contains("UNAUTHENTICATED"), "{text}");
+        let (status, _) = call(&state, Caller::Nobody, "GET", "/metrics", "").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    })
+    .await;
 }

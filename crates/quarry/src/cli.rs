@@ -28,6 +28,55 @@ pub enum Command {
     Indexserver(IndexserverArgs),
     /// Search an instance and print the results (exit status 0: results, 1: none, 2: error).
     Search(SearchArgs),
+    /// Administer an instance through its database (run where the instance's data is).
+    Admin(AdminArgs),
+}
+
+#[derive(Args)]
+pub struct AdminArgs {
+    #[command(subcommand)]
+    pub command: AdminCommand,
+}
+
+#[derive(Subcommand)]
+pub enum AdminCommand {
+    /// Access tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Subcommand)]
+pub enum TokenCommand {
+    /// Create an access token for a user and print it (it is shown only this once).
+    Create(TokenCreateArgs),
+}
+
+#[derive(Args)]
+pub struct TokenCreateArgs {
+    /// The user (username or email) the token acts as.
+    #[arg(long)]
+    pub user: String,
+
+    /// What the token is for.
+    #[arg(long, default_value = "created with quarry admin token create")]
+    pub note: String,
+
+    /// Scopes: user:all (always), and site-admin:sudo for a site admin's token.
+    #[arg(long = "scope", value_name = "SCOPE", default_value = "user:all")]
+    pub scopes: Vec<String>,
+
+    /// Where the instance keeps its data (its embedded database) [default: ~/.local/share/quarry].
+    #[arg(long, env = "QUARRY_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// The instance's PostgreSQL database, when it uses one.
+    #[arg(
+        long,
+        env = "QUARRY_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
 }
 
 #[derive(Args)]

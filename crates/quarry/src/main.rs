@@ -1,6 +1,7 @@
 //! The `quarry` binary: parses arguments and wires the crates into services. No logic of its own
 //! lives here beyond that wiring.
 
+mod admin;
 mod cli;
 mod gitserver;
 mod indexserver;
@@ -45,6 +46,7 @@ fn main() -> ExitCode {
                 indexserver::run(args).await.map(|()| ExitCode::SUCCESS)
             }
             cli::Command::Search(args) => Ok(search::run(args).await),
+            cli::Command::Admin(args) => admin::run(args).await.map(|()| ExitCode::SUCCESS),
         }
     });
     match result {

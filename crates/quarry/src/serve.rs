@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use quarry_auth::Accounts;
 use quarry_config::SiteConfigManager;
 use quarry_frontend::AppState;
 use quarry_gitserver::{GitService, HttpGitClient, LocalGitService, ShardedGitService};
@@ -78,6 +79,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     println!("  repositories:   {repo_count}");
     println!("  GraphQL API:    http://{}/.api/graphql", args.listen);
+    let accounts = Accounts::new(store.clone(), site.live());
+    if args.listen.ip().is_loopback() {
+        // Only someone on this machine can follow it; it works once, for 15 minutes.
+        let token = accounts.site_admin_sign_in_link().await?;
+        println!(
+            "  sign in:        http://{}/-/sign-in/link?token={token}",
+            args.listen
+        );
+    }
 
     let index_shards: Vec<RemoteShard> = args
         .indexservers
@@ -113,6 +123,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         git,
         site,
         updater,
+        accounts,
     };
     let served = quarry_frontend::serve(listener, state, shutdown.clone()).await;
     background.cancel();

@@ -163,7 +163,8 @@ async fn the_api_refuses_bad_connections_and_ids_and_keeps_what_it_has() {
         injection["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
         "{injection}"
     );
-    let malformed = reqwest::Client::new()
+    let malformed = instance
+        .client()
         .post(format!("{}/.api/graphql", instance.url))
         .header("content-type", "application/json")
         .body("{not json")

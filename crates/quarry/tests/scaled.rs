@@ -153,7 +153,7 @@ async fn repositories_spread_over_gitserver_shards() {
             &[
                 "clone",
                 "--quiet",
-                &format!("{}/.internal/git/{name}", instance.url),
+                &instance.git_url(name),
                 &clone.display().to_string(),
             ],
         );

@@ -303,7 +303,10 @@ async fn query_language(instance: &Instance, indexed: bool) {
 async fn the_stream_follows_sourcegraphs_event_names_and_shapes() {
     let work = tempfile::tempdir().unwrap();
     let (instance, _) = start(work.path()).await;
-    let response = reqwest::get(format!("{}/.api/search/stream?q=needle", instance.url))
+    let response = instance
+        .client()
+        .get(format!("{}/.api/search/stream?q=needle", instance.url))
+        .send()
         .await
         .unwrap();
     assert_eq!(response.headers()["content-type"], "text/event-stream");
@@ -430,7 +433,7 @@ async fn the_stream_follows_sourcegraphs_event_names_and_shapes() {
 async fn bad_queries_get_clear_errors_and_the_server_stays_responsive() {
     let work = tempfile::tempdir().unwrap();
     let (instance, _) = start(work.path()).await;
-    let client = reqwest::Client::new();
+    let client = instance.client();
     for (query, expected) in [
         ("(needle or", "column 9: expected a term after `or`"),
         ("(needle", "column 1: unbalanced parentheses"),
@@ -537,7 +540,7 @@ async fn the_cli_prints_grep_style_and_json_lines() {
             .arg("search")
             .args(args)
             .env("SRC_ENDPOINT", &instance.url)
-            .env_remove("SRC_ACCESS_TOKEN")
+            .env("SRC_ACCESS_TOKEN", &instance.token)
             .output()
             .unwrap()
     };

@@ -119,7 +119,7 @@ async fn mirrors_a_directory_of_repositories(database: &Database) {
         &[
             "clone",
             "--quiet",
-            &format!("{}/.internal/git/team/tools", instance.url),
+            &instance.git_url("team/tools"),
             &clone.display().to_string(),
         ],
     );

@@ -29,6 +29,7 @@ struct ServerState {
 struct StreamParams {
     q: Option<String>,
     t: Option<String>,
+    viewer: Option<String>,
 }
 
 /// The index server's routes. With a secret, searching requires `Authorization: Bearer <secret>`.
@@ -70,7 +71,8 @@ async fn search_stream(
     let Some(query) = params.q else {
         return (StatusCode::BAD_REQUEST, "missing query parameter q\n").into_response();
     };
-    let mut options = SearchOptions::default();
+    let mut options =
+        SearchOptions::for_viewer(crate::shards::parse_viewer(params.viewer.as_deref()));
     if let Some(t) = params.t.as_deref().filter(|t| !t.is_empty()) {
         match PatternType::parse(t) {
             Some(pattern_type) => options.pattern_type = pattern_type,

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use quarry_config::LiveSiteConfig;
 use quarry_gitserver::GitService;
-use quarry_store::{CloneStatus, Repo, RepoFilter, Store};
+use quarry_store::{CloneStatus, Repo, RepoFilter, Store, Viewer};
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::io::{StreamReader, SyncIoBridge};
 use tokio_util::sync::CancellationToken;
@@ -43,12 +43,16 @@ const MAX_FACETS: usize = 25;
 pub struct SearchOptions {
     /// How patterns are read unless the query says `patterntype:`.
     pub pattern_type: PatternType,
+    /// Whose search it is: repositories the viewer may not see are never searched nor counted.
+    pub viewer: Viewer,
 }
 
-impl Default for SearchOptions {
-    fn default() -> Self {
+impl SearchOptions {
+    /// The default pattern type, for this viewer.
+    pub fn for_viewer(viewer: Viewer) -> Self {
         SearchOptions {
             pattern_type: PatternType::Keyword,
+            viewer,
         }
     }
 }
@@ -172,13 +176,13 @@ impl Searcher {
                 tokio::spawn(fan_out(shards, plan, query.to_string(), options, events));
             }
             _ => {
-                tokio::spawn(self.clone().run(plan, events));
+                tokio::spawn(self.clone().run(plan, options.viewer, events));
             }
         }
         Ok(receiver)
     }
 
-    async fn run(self, plan: Plan, events: mpsc::Sender<SearchEvent>) {
+    async fn run(self, plan: Plan, viewer: Viewer, events: mpsc::Sender<SearchEvent>) {
         let mut results = Results::new(&plan);
         if let Some(message) = &plan.unsupported {
             let _ = events
@@ -192,8 +196,13 @@ impl Searcher {
             results.finish(&events).await;
             return;
         }
-        let repos = match self.repos.get(&self.store).await {
-            Ok(repos) => repos,
+        let listed = async {
+            let repos = self.repos.get(&self.store).await?;
+            let hidden = self.store.hidden_repo_ids(viewer).await?;
+            Ok::<_, quarry_store::StoreError>((repos, hidden))
+        };
+        let (repos, hidden) = match listed.await {
+            Ok(listed) => listed,
             Err(e) => {
                 let _ = events
                     .send(SearchEvent::Error(ErrorMessage {
@@ -220,7 +229,8 @@ impl Searcher {
                 select: plan.select,
             });
             let candidates = repos.iter().filter(|r| {
-                self.owned.as_ref().is_none_or(|o| o.owns(&r.name))
+                !hidden.contains(&r.id)
+                    && self.owned.as_ref().is_none_or(|o| o.owns(&r.name))
                     && basic.scopes.repo_matches(&r.name)
                     && plan.fork != Tristate::Only
                     && plan.archived != Tristate::Only
@@ -498,13 +508,11 @@ async fn fan_out(
     let _stop_shards = cancel.clone().drop_guard();
     let (tx, mut rx) = mpsc::channel(FOUND_QUEUE);
     for (i, shard) in shards.iter().enumerate() {
-        tokio::spawn(shard.clone().stream(
-            i,
-            query.clone(),
-            options.pattern_type.name(),
-            tx.clone(),
-            cancel.clone(),
-        ));
+        tokio::spawn(
+            shard
+                .clone()
+                .stream(i, query.clone(), options, tx.clone(), cancel.clone()),
+        );
     }
     drop(tx);
     // Each index server honours the timeout itself; this bounds a server that stops answering.

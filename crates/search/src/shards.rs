@@ -7,9 +7,11 @@ use std::sync::Arc;
 use futures_util::StreamExt;
 use quarry_client::SseParser;
 use quarry_gitserver::rendezvous_owner;
+use quarry_store::Viewer;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::SearchOptions;
 use crate::events::SearchEvent;
 
 /// The repositories one index server is responsible for.
@@ -64,7 +66,7 @@ impl RemoteShard {
         self,
         index: usize,
         query: String,
-        pattern_type: &'static str,
+        options: SearchOptions,
         out: mpsc::Sender<(usize, Result<SearchEvent, String>)>,
         cancel: CancellationToken,
     ) {
@@ -72,7 +74,11 @@ impl RemoteShard {
             let mut request = self
                 .client
                 .get(format!("{}/.internal/search/stream", self.address))
-                .query(&[("q", query.as_str()), ("t", pattern_type)]);
+                .query(&[
+                    ("q", query.as_str()),
+                    ("t", options.pattern_type.name()),
+                    ("viewer", &viewer_param(options.viewer)),
+                ]);
             if let Some(secret) = &self.secret {
                 request = request.bearer_auth(secret);
             }
@@ -123,5 +129,26 @@ mod tests {
             assert_eq!(owners.iter().filter(|o| o.owns(&repo)).count(), 1, "{repo}");
         }
         assert!(Ownership::new(shards, "d:1").is_err());
+    }
+}
+
+/// A viewer as the index servers' search stream takes it (`viewer=`).
+pub(crate) fn viewer_param(viewer: Viewer) -> String {
+    match viewer {
+        Viewer::All => "all".into(),
+        Viewer::Anonymous => "anonymous".into(),
+        Viewer::User(id) => format!("user:{id}"),
+    }
+}
+
+/// Reads `viewer=`; anything unreadable or missing is the narrowest view.
+pub(crate) fn parse_viewer(param: Option<&str>) -> Viewer {
+    match param {
+        Some("all") => Viewer::All,
+        Some(other) => other
+            .strip_prefix("user:")
+            .and_then(|id| id.parse().ok())
+            .map_or(Viewer::Anonymous, Viewer::User),
+        None => Viewer::Anonymous,
     }
 }

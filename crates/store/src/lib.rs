@@ -1,13 +1,20 @@
 //! The database: connection pools for SQLite (embedded) and PostgreSQL (scaled), migrations for
-//! both, and typed queries for everything Quarry stores.
+//! both, and typed queries for everything Quarry stores: site configuration, code host connections,
+//! repositories, accounts (users, sessions, access tokens, one-time links), explicit repository
+//! permissions and the audit log.
 //!
 //! Invariants: callers never write SQL and never learn which database they talk to; where the two
 //! dialects differ, the difference lives in this crate only. Migrations are append-only and run at
-//! start, in one transaction each. Timestamps are Unix seconds.
+//! start, in one transaction each. Timestamps are Unix seconds. Secrets are stored only as digests or
+//! password hashes made by the caller; a listing for a `Viewer` never includes a repository the
+//! viewer may not see; the last site admin can be neither demoted nor deleted.
 
+mod accounts;
+mod audit;
 mod error;
 mod external_services;
 mod migrate;
+mod permissions;
 mod repos;
 mod site_config;
 pub mod testing;
@@ -19,8 +26,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions};
 
+pub use accounts::{AccessToken, LinkPurpose, NewUser, Session, User};
+pub use audit::{AuditEntry, NewAuditEntry};
 pub use error::StoreError;
 pub use external_services::{ExternalService, ExternalServiceKind};
+pub use permissions::{RepoPermissions, Viewer};
 pub use repos::{
     CloneStatus, FetchFailure, FetchSuccess, Repo, RepoFilter, RepoUpsert, RepoUpsertOutcome,
 };

@@ -4,8 +4,14 @@ use sqlx::Row;
 
 use crate::{Dialect, Result, Store, StoreError, now};
 
-const SQLITE: &[(i64, &str)] = &[(1, include_str!("../migrations/sqlite/0001_spine.sql"))];
-const POSTGRES: &[(i64, &str)] = &[(1, include_str!("../migrations/postgres/0001_spine.sql"))];
+const SQLITE: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/sqlite/0001_spine.sql")),
+    (2, include_str!("../migrations/sqlite/0002_accounts.sql")),
+];
+const POSTGRES: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/postgres/0001_spine.sql")),
+    (2, include_str!("../migrations/postgres/0002_accounts.sql")),
+];
 
 /// An arbitrary constant that serialises migrations of several processes starting at once.
 const POSTGRES_MIGRATION_LOCK: i64 = 0x5155_4152_5259;

@@ -3,7 +3,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::{Result, Store, StoreError, now};
+use crate::{Result, Store, StoreError, Viewer, now};
 
 /// Where a repository's mirror stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -95,6 +95,8 @@ pub struct RepoFilter {
     pub status: Option<CloneStatus>,
     /// Only the repositories this code host connection provides.
     pub external_service_id: Option<i64>,
+    /// Only the repositories this viewer may see (default: all, for the instance's own work).
+    pub viewer: Viewer,
 }
 
 /// One repository as a code host connection lists it.
@@ -168,6 +170,10 @@ fn filter_clause(filter: &RepoFilter) -> (String, Vec<String>, Vec<i64>) {
     if let Some(after) = filter.after_id {
         ints.push(after);
         conditions.push(format!("id > ${}", texts.len() + ints.len()));
+    }
+    if let Some((visible, user_id)) = filter.viewer.condition("id", texts.len() + ints.len() + 1) {
+        ints.extend(user_id);
+        conditions.push(visible);
     }
     let clause = if conditions.is_empty() {
         String::new()
@@ -305,6 +311,25 @@ impl Store {
     pub async fn repo_by_name(&self, name: &str) -> Result<Option<Repo>> {
         sqlx::query(&format!("SELECT {COLUMNS} FROM repos WHERE name = $1"))
             .bind(name)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(repo)
+            .transpose()
+    }
+
+    /// The repository of this name if the viewer may see it (one they may not see is as absent
+    /// as one that does not exist).
+    pub async fn visible_repo_by_name(&self, name: &str, viewer: Viewer) -> Result<Option<Repo>> {
+        let (condition, user_id) = viewer
+            .condition("id", 2)
+            .map_or((String::new(), None), |(c, u)| (format!(" AND {c}"), u));
+        let sql = format!("SELECT {COLUMNS} FROM repos WHERE name = $1{condition}");
+        let mut query = sqlx::query(&sql).bind(name);
+        if let Some(user_id) = user_id {
+            query = query.bind(user_id);
+        }
+        query
             .fetch_optional(&self.pool)
             .await?
             .as_ref()

@@ -4,12 +4,16 @@ mod repos;
 mod search;
 mod services;
 mod site;
+mod users;
 
-use async_graphql::{EmptySubscription, ErrorExtensions, ID, MergedObject, Schema};
+use async_graphql::{Context, EmptySubscription, ErrorExtensions, Guard, ID, MergedObject, Schema};
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use axum::Extension;
 use axum::extract::State;
+use axum::http::{HeaderMap, header};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use quarry_auth::{Actor, AuthError};
 use quarry_store::StoreError;
 
 use crate::AppState;
@@ -20,6 +24,7 @@ pub struct QueryRoot(
     site::SiteQuery,
     services::ServiceQuery,
     search::SearchQuery,
+    users::UserQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -27,6 +32,7 @@ pub struct MutationRoot(
     repos::RepoMutation,
     site::SiteMutation,
     services::ServiceMutation,
+    users::UserMutation,
 );
 
 pub type QuarrySchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
@@ -57,9 +63,66 @@ pub fn sdl() -> String {
 
 pub async fn handler(
     State(schema): State<QuarrySchema>,
+    Extension(actor): Extension<Actor>,
+    headers: HeaderMap,
     request: GraphQLRequest,
 ) -> GraphQLResponse {
-    schema.execute(request.into_inner()).await.into()
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1");
+    let origin = users::RequestOrigin(format!("http://{host}"));
+    schema
+        .execute(request.into_inner().data(actor).data(origin))
+        .await
+        .into()
+}
+
+/// The caller of the request being answered.
+pub(crate) fn actor<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a Actor> {
+    ctx.data::<Actor>()
+}
+
+/// Lets only site admins through a field.
+pub(crate) struct SiteAdmin;
+
+impl Guard for SiteAdmin {
+    async fn check(&self, ctx: &Context<'_>) -> async_graphql::Result<()> {
+        quarry_auth::require_site_admin(actor(ctx)?).map_err(auth_error)
+    }
+}
+
+/// Lets only signed-in users through a field.
+pub(crate) struct SignedIn;
+
+impl Guard for SignedIn {
+    async fn check(&self, ctx: &Context<'_>) -> async_graphql::Result<()> {
+        match actor(ctx)?.user {
+            Some(_) => Ok(()),
+            None => Err(auth_error(AuthError::Unauthenticated)),
+        }
+    }
+}
+
+/// An account error with Sourcegraph-style `extensions.code`.
+pub(crate) fn auth_error(error: AuthError) -> async_graphql::Error {
+    let code = match &error {
+        AuthError::Unauthenticated | AuthError::InvalidToken | AuthError::BadCredentials => {
+            "UNAUTHENTICATED"
+        }
+        AuthError::Forbidden(_) | AuthError::SignupDisabled | AuthError::BuiltinDisabled => {
+            "FORBIDDEN"
+        }
+        AuthError::Throttled(_) => "TOO_MANY_REQUESTS",
+        AuthError::Invalid(_) | AuthError::InvalidLink => "BAD_USER_INPUT",
+        AuthError::Conflict(_) => "CONFLICT",
+        AuthError::NotFound(_) => "NOT_FOUND",
+        AuthError::Random(_) | AuthError::Store(_) => {
+            tracing::error!(error = %error, "account operation failed in GraphQL request");
+            "INTERNAL"
+        }
+    };
+    async_graphql::Error::new(error.to_string()).extend_with(|_, e| e.set("code", code))
 }
 
 /// Sourcegraph's opaque node IDs: base64 of `<Type>:<id>`.

@@ -4,7 +4,8 @@ use async_graphql::{Context, Enum, ID, Object, SimpleObject};
 use quarry_gitserver::{EntryKind, GitError};
 use quarry_store::{CloneStatus, Repo, RepoFilter};
 
-use super::{bad_input, decode_id, encode_id, page_size, rfc3339, store_error};
+use super::SiteAdmin;
+use super::{actor, bad_input, decode_id, encode_id, page_size, rfc3339, store_error};
 use crate::AppState;
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
@@ -53,6 +54,15 @@ impl Repository {
     /// The repository's path in the web app.
     async fn url(&self) -> String {
         format!("/{}", self.0.name)
+    }
+
+    /// Who may see the repository (site admins only).
+    #[graphql(guard = "SiteAdmin")]
+    async fn permissions_info(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<super::users::PermissionsInfo> {
+        super::users::repository_permissions(ctx, self).await
     }
 
     async fn mirror_info(&self) -> MirrorRepositoryInfo {
@@ -319,38 +329,8 @@ impl RepoQuery {
         clone_status: Option<CloneStatusValue>,
     ) -> async_graphql::Result<RepositoryConnection> {
         let state = ctx.data::<AppState>()?;
-        let limit = page_size(first)?;
-        let after_id = match after {
-            Some(cursor) => Some(decode_id("Repository", &ID(cursor))?),
-            None => None,
-        };
-        let filter = RepoFilter {
-            after_id,
-            // One more than asked tells whether another page follows.
-            limit: Some(limit + 1),
-            name_contains: query.filter(|q| !q.is_empty()),
-            status: clone_status.map(Into::into),
-            external_service_id: None,
-        };
-        let mut repos = state.store.list_repos(&filter).await.map_err(store_error)?;
-        let has_next_page = repos.len() as i64 > limit;
-        repos.truncate(limit as usize);
-        let total_count = state
-            .store
-            .count_repos(&filter)
-            .await
-            .map_err(store_error)?;
-        let end_cursor = repos
-            .last()
-            .map(|r| encode_id("Repository", r.id).to_string());
-        Ok(RepositoryConnection {
-            nodes: repos.into_iter().map(Repository).collect(),
-            total_count,
-            page_info: PageInfo {
-                has_next_page,
-                end_cursor,
-            },
-        })
+        let viewer = actor(ctx)?.viewer();
+        list_repositories(state, viewer, first, after, query, clone_status).await
     }
 
     async fn repository(
@@ -361,7 +341,7 @@ impl RepoQuery {
         let state = ctx.data::<AppState>()?;
         Ok(state
             .store
-            .repo_by_name(&name)
+            .visible_repo_by_name(&name, actor(ctx)?.viewer())
             .await
             .map_err(store_error)?
             .map(Repository))
@@ -385,6 +365,7 @@ pub struct RepoMutation;
 #[Object]
 impl RepoMutation {
     /// Schedules a fetch of the repository right away (Sourcegraph's name).
+    #[graphql(guard = "SiteAdmin")]
     async fn update_mirror_repository(
         &self,
         ctx: &Context<'_>,
@@ -400,4 +381,48 @@ impl RepoMutation {
         state.updater.wake();
         Ok(EmptyResponse::new())
     }
+}
+
+/// One page of the repositories a viewer may see.
+pub(crate) async fn list_repositories(
+    state: &AppState,
+    viewer: quarry_store::Viewer,
+    first: i32,
+    after: Option<String>,
+    query: Option<String>,
+    clone_status: Option<CloneStatusValue>,
+) -> async_graphql::Result<RepositoryConnection> {
+    let limit = page_size(first)?;
+    let after_id = match after {
+        Some(cursor) => Some(decode_id("Repository", &ID(cursor))?),
+        None => None,
+    };
+    let filter = RepoFilter {
+        after_id,
+        // One more than asked tells whether another page follows.
+        limit: Some(limit + 1),
+        name_contains: query.filter(|q| !q.is_empty()),
+        status: clone_status.map(Into::into),
+        external_service_id: None,
+        viewer,
+    };
+    let mut repos = state.store.list_repos(&filter).await.map_err(store_error)?;
+    let has_next_page = repos.len() as i64 > limit;
+    repos.truncate(limit as usize);
+    let total_count = state
+        .store
+        .count_repos(&filter)
+        .await
+        .map_err(store_error)?;
+    let end_cursor = repos
+        .last()
+        .map(|r| encode_id("Repository", r.id).to_string());
+    Ok(RepositoryConnection {
+        nodes: repos.into_iter().map(Repository).collect(),
+        total_count,
+        page_info: PageInfo {
+            has_next_page,
+            end_cursor,
+        },
+    })
 }

@@ -87,7 +87,8 @@ pub struct Search {
 impl Search {
     async fn results(&self, ctx: &Context<'_>) -> async_graphql::Result<SearchResults> {
         let state = ctx.data::<AppState>()?;
-        let options = search_options(self.pattern_type.as_deref()).map_err(bad_input)?;
+        let options =
+            search_options(self.pattern_type.as_deref(), super::actor(ctx)?).map_err(bad_input)?;
         let mut events = state
             .searcher
             .search(&self.query, options)

@@ -4,6 +4,7 @@ use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
 use quarry_repos::{ConnectionConfig, RepoError};
 use quarry_store::{ExternalService as Stored, ExternalServiceKind as Kind, RepoFilter};
 
+use super::SiteAdmin;
 use super::repos::EmptyResponse;
 use super::{bad_input, decode_id, encode_id, page_size, rfc3339, store_error};
 use crate::AppState;
@@ -152,6 +153,7 @@ pub struct ServiceQuery;
 
 #[Object]
 impl ServiceQuery {
+    #[graphql(guard = "SiteAdmin")]
     async fn external_services(
         &self,
         ctx: &Context<'_>,
@@ -180,6 +182,7 @@ pub struct ServiceMutation;
 
 #[Object]
 impl ServiceMutation {
+    #[graphql(guard = "SiteAdmin")]
     async fn add_external_service(
         &self,
         ctx: &Context<'_>,
@@ -199,6 +202,7 @@ impl ServiceMutation {
         Ok(ExternalService(sync_now(state, created.id).await?))
     }
 
+    #[graphql(guard = "SiteAdmin")]
     async fn update_external_service(
         &self,
         ctx: &Context<'_>,
@@ -231,6 +235,7 @@ impl ServiceMutation {
     }
 
     /// Deletes a connection, the repositories it provides and their mirrors.
+    #[graphql(guard = "SiteAdmin")]
     async fn delete_external_service(
         &self,
         ctx: &Context<'_>,
@@ -252,6 +257,7 @@ impl ServiceMutation {
     }
 
     /// Lists the connection's repositories again now.
+    #[graphql(guard = "SiteAdmin")]
     async fn sync_external_service(
         &self,
         ctx: &Context<'_>,

@@ -3,6 +3,7 @@
 use async_graphql::{Context, ErrorExtensions, ID, Object, SimpleObject};
 use quarry_config::{ConfigError, SiteConfig};
 
+use super::SiteAdmin;
 use super::{page_size, rfc3339, store_error};
 use crate::AppState;
 
@@ -68,6 +69,7 @@ impl Site {
         ID("U2l0ZTpzaXRl".into())
     }
 
+    #[graphql(guard = "SiteAdmin")]
     async fn configuration(&self, ctx: &Context<'_>) -> async_graphql::Result<SiteConfiguration> {
         let state = ctx.data::<AppState>()?;
         let version = state.site.current().await.map_err(config_error)?;
@@ -105,6 +107,7 @@ pub struct SiteMutation;
 impl SiteMutation {
     /// Validates and saves a new version of the site configuration, applied at once. Returns
     /// whether a restart is needed (never, in Quarry). A refused document changes nothing.
+    #[graphql(guard = "SiteAdmin")]
     async fn update_site_configuration(
         &self,
         ctx: &Context<'_>,
@@ -112,11 +115,20 @@ impl SiteMutation {
         input: String,
     ) -> async_graphql::Result<bool> {
         let state = ctx.data::<AppState>()?;
-        state
+        let saved = state
             .site
             .update(last_id, &input)
             .await
             .map_err(config_error)?;
+        state
+            .accounts
+            .audit(
+                super::actor(ctx)?,
+                "site_config.changed",
+                "site configuration",
+                serde_json::json!({ "version": saved.id, "previous": last_id }),
+            )
+            .await;
         Ok(false)
     }
 }

@@ -84,7 +84,97 @@ pub struct Instance {
     pub url: String,
     pub data_dir: PathBuf,
     pub log: PathBuf,
+    /// An access token of the site admin `admin`, which every request of `client` carries.
+    pub token: String,
     client: reqwest::Client,
+}
+
+/// The site admin every test instance is initialised with.
+pub const ADMIN: &str = "admin";
+pub const ADMIN_PASSWORD: &str = "a long test password";
+
+/// A client that carries this access token.
+pub fn client_with_token(token: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("token {token}").parse().expect("a header value"),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .expect("an HTTP client")
+}
+
+/// Signs in through a browser's routes: (session cookie header value, CSRF token, user id).
+pub async fn browser_sign_in(url: &str, name: &str, password: &str) -> (String, String, String) {
+    let response = reqwest::Client::new()
+        .post(format!("{url}/-/sign-in"))
+        .json(&json!({ "email": name, "password": password }))
+        .send()
+        .await
+        .expect("POST /-/sign-in");
+    session_of(response).await
+}
+
+/// The session a sign-in, sign-up or site-init answer started.
+pub async fn session_of(response: reqwest::Response) -> (String, String, String) {
+    let status = response.status();
+    let cookie = response
+        .headers()
+        .get(reqwest::header::SET_COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(str::to_string);
+    let body: Value = response.json().await.unwrap_or_default();
+    let cookie = cookie.unwrap_or_else(|| panic!("no session ({status}): {body}"));
+    (
+        cookie,
+        body["csrfToken"].as_str().unwrap_or_default().to_string(),
+        body["user"]["id"].as_str().unwrap_or_default().to_string(),
+    )
+}
+
+/// Creates an access token through GraphQL with a browser session.
+pub async fn token_for_session(url: &str, session: &(String, String, String)) -> String {
+    let (cookie, csrf, user_id) = session;
+    let answer: Value = reqwest::Client::new()
+        .post(format!("{url}/.api/graphql"))
+        .header(reqwest::header::COOKIE, cookie)
+        .header("X-Csrf-Token", csrf)
+        .json(&json!({
+            "query": "mutation($user: ID!) { createAccessToken(user: $user, scopes: [\"user:all\"], note: \"tests\") { token } }",
+            "variables": { "user": user_id },
+        }))
+        .send()
+        .await
+        .expect("POST /.api/graphql")
+        .json()
+        .await
+        .expect("GraphQL answers JSON");
+    answer["data"]["createAccessToken"]["token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no token: {answer}"))
+        .to_string()
+}
+
+/// Initialises a fresh instance with the site admin `admin` (or signs in on one that already has
+/// it) and returns an access token of that admin.
+pub async fn admin_token(url: &str) -> String {
+    let init = reqwest::Client::new()
+        .post(format!("{url}/-/site-init"))
+        .json(
+            &json!({ "username": ADMIN, "email": "admin@example.com", "password": ADMIN_PASSWORD }),
+        )
+        .send()
+        .await
+        .expect("POST /-/site-init");
+    let session = if init.status() == 409 {
+        browser_sign_in(url, ADMIN, ADMIN_PASSWORD).await
+    } else {
+        session_of(init).await
+    };
+    token_for_session(url, &session).await
 }
 
 impl Instance {
@@ -109,15 +199,32 @@ impl Instance {
             command.env(key, value);
         }
         let child = command.spawn().expect("start quarry serve");
-        let instance = Instance {
+        let mut instance = Instance {
             child: Some(child),
             url: format!("http://127.0.0.1:{port}"),
             data_dir: data_dir.to_path_buf(),
             log,
+            token: String::new(),
             client: reqwest::Client::new(),
         };
         instance.wait_healthy().await;
+        instance.token = admin_token(&instance.url).await;
+        instance.client = client_with_token(&instance.token);
         instance
+    }
+
+    /// The site admin's client.
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// The instance's git URL of a repository, with the admin's token as the password.
+    pub fn git_url(&self, repo: &str) -> String {
+        let authority = self.url.trim_start_matches("http://");
+        format!(
+            "http://{ADMIN}:{}@{authority}/.internal/git/{repo}",
+            self.token
+        )
     }
 
     async fn wait_healthy(&self) {

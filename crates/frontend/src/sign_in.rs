@@ -1,0 +1,324 @@
+//! Sign-in routes under `/-/` (Sourcegraph's paths): site initialisation, sign-up, sign-in with a
+//! password or a one-time link, password reset, sign-out, and the current session.
+
+use axum::extract::{FromRequest, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::{Form, Json};
+use quarry_auth::{AccountForm, Actor, AuthError, Credential, SESSION_COOKIE};
+use quarry_store::User;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::AppState;
+use crate::access::{actor, auth_error_response};
+
+/// Routes that take credentials rather than a session: a browser's existing session does not
+/// have to prove them with its CSRF token; they check the request's origin instead.
+pub const CREDENTIAL_ROUTES: &[&str] = &[
+    "/-/sign-in",
+    "/-/sign-up",
+    "/-/site-init",
+    "/-/reset-password",
+];
+
+#[derive(Deserialize)]
+pub struct NewAccount {
+    username: String,
+    email: String,
+    password: String,
+}
+
+impl From<NewAccount> for AccountForm {
+    fn from(form: NewAccount) -> Self {
+        AccountForm {
+            username: form.username,
+            email: Some(form.email),
+            password: Some(form.password),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct Credentials {
+    /// A username or an email address (Sourcegraph's form calls it `email`).
+    #[serde(alias = "username")]
+    email: String,
+    password: String,
+}
+
+#[derive(Deserialize)]
+pub struct LinkParams {
+    token: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct PasswordReset {
+    token: String,
+    password: String,
+}
+
+/// Refuses a request whose `Origin` is another site's, so that no other page can sign a browser
+/// in or up behind its user's back.
+fn check_origin(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return Ok(());
+    };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let external = state
+        .site
+        .live()
+        .current()
+        .external_url()
+        .map(|u| u.trim_end_matches('/').to_string());
+    let same_host = origin
+        .split_once("://")
+        .is_some_and(|(_, rest)| rest == host);
+    if same_host || external.as_deref() == Some(origin) {
+        return Ok(());
+    }
+    Err((
+        StatusCode::FORBIDDEN,
+        format!("requests from {origin} may not sign in here\n"),
+    )
+        .into_response())
+}
+
+/// The session cookie for a token; `Secure` when users reach the instance over https.
+fn session_cookie(state: &AppState, token: &str, max_age: u64) -> String {
+    let secure = if state.site.live().current().served_over_https() {
+        "; Secure"
+    } else {
+        ""
+    };
+    format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}")
+}
+
+fn user_json(user: &User) -> serde_json::Value {
+    json!({
+        "id": crate::graphql::encode_id("User", user.id).to_string(),
+        "username": user.username,
+        "email": user.email,
+        "siteAdmin": user.site_admin,
+    })
+}
+
+/// Starts a session for a user and answers with it (cookie and CSRF token).
+async fn signed_in(state: &AppState, user: &User, status: StatusCode) -> Response {
+    let (token, session) = match state.accounts.start_session(user).await {
+        Ok(started) => started,
+        Err(e) => return auth_error_response(&e),
+    };
+    let max_age = state.site.live().current().session_expiry().as_secs();
+    let body = json!({ "user": user_json(user), "csrfToken": session.csrf_token });
+    (
+        status,
+        [(header::SET_COOKIE, session_cookie(state, &token, max_age))],
+        Json(body),
+    )
+        .into_response()
+}
+
+fn caller(request: &Request) -> Actor {
+    actor(request)
+}
+
+/// A JSON body, or an HTML form's fields.
+async fn read_json<T: serde::de::DeserializeOwned>(request: Request) -> Result<T, Response> {
+    let is_form = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    let refused = |status: StatusCode, text: String| (status, format!("{text}\n")).into_response();
+    if is_form {
+        return match <Form<T> as FromRequest<()>>::from_request(request, &()).await {
+            Ok(Form(value)) => Ok(value),
+            Err(rejection) => Err(refused(rejection.status(), rejection.body_text())),
+        };
+    }
+    match <Json<T> as FromRequest<()>>::from_request(request, &()).await {
+        Ok(Json(value)) => Ok(value),
+        Err(rejection) => Err(refused(rejection.status(), rejection.body_text())),
+    }
+}
+
+/// `POST /-/site-init`: creates the first account, a site admin, and signs it in.
+pub async fn site_init(State(state): State<AppState>, request: Request) -> Response {
+    if let Err(refused) = check_origin(&state, request.headers()) {
+        return refused;
+    }
+    let actor = caller(&request);
+    let form: NewAccount = match read_json(request).await {
+        Ok(form) => form,
+        Err(response) => return response,
+    };
+    match state.accounts.site_init(form.into(), &actor).await {
+        Ok(user) => signed_in(&state, &user, StatusCode::CREATED).await,
+        Err(e) => auth_error_response(&e),
+    }
+}
+
+/// `POST /-/sign-up`: creates an account when sign-up is allowed, and signs it in.
+pub async fn sign_up(State(state): State<AppState>, request: Request) -> Response {
+    if let Err(refused) = check_origin(&state, request.headers()) {
+        return refused;
+    }
+    let actor = caller(&request);
+    let form: NewAccount = match read_json(request).await {
+        Ok(form) => form,
+        Err(response) => return response,
+    };
+    match state.accounts.sign_up(form.into(), &actor).await {
+        Ok(user) => signed_in(&state, &user, StatusCode::CREATED).await,
+        Err(e) => auth_error_response(&e),
+    }
+}
+
+/// `POST /-/sign-in`: a username (or email) and password.
+pub async fn sign_in(State(state): State<AppState>, request: Request) -> Response {
+    if let Err(refused) = check_origin(&state, request.headers()) {
+        return refused;
+    }
+    let actor = caller(&request);
+    let credentials: Credentials = match read_json(request).await {
+        Ok(credentials) => credentials,
+        Err(response) => return response,
+    };
+    match state
+        .accounts
+        .sign_in(&credentials.email, &credentials.password, &actor)
+        .await
+    {
+        Ok(user) => signed_in(&state, &user, StatusCode::OK).await,
+        Err(e) => auth_error_response(&e),
+    }
+}
+
+/// `GET /-/sign-in/link?token=...`: a one-time link (such as the one `quarry serve` prints).
+pub async fn sign_in_link(
+    State(state): State<AppState>,
+    Query(params): Query<LinkParams>,
+    request: Request,
+) -> Response {
+    let Some(token) = params.token.filter(|t| !t.is_empty()) else {
+        return auth_error_response(&AuthError::InvalidLink);
+    };
+    let user = match state
+        .accounts
+        .use_sign_in_link(&token, &caller(&request))
+        .await
+    {
+        Ok(user) => user,
+        Err(e) => return auth_error_response(&e),
+    };
+    let (session_token, _) = match state.accounts.start_session(&user).await {
+        Ok(started) => started,
+        Err(e) => return auth_error_response(&e),
+    };
+    let max_age = state.site.live().current().session_expiry().as_secs();
+    let page = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Signed in · Quarry</title></head>\
+         <body><main><h1>Signed in</h1><p>You are signed in to Quarry as <strong>{}</strong>{}.</p>\
+         <p><a href=\"/\">Continue</a></p></main></body></html>",
+        html_escape(&user.username),
+        if user.site_admin {
+            ", a site admin"
+        } else {
+            ""
+        }
+    );
+    (
+        [
+            (
+                header::SET_COOKIE,
+                session_cookie(&state, &session_token, max_age),
+            ),
+            (header::CACHE_CONTROL, "no-store".to_string()),
+            (header::REFERRER_POLICY, "no-referrer".to_string()),
+        ],
+        Html(page),
+    )
+        .into_response()
+}
+
+/// `POST /-/reset-password`: sets a new password with a reset link's token and signs in.
+pub async fn reset_password(State(state): State<AppState>, request: Request) -> Response {
+    if let Err(refused) = check_origin(&state, request.headers()) {
+        return refused;
+    }
+    let actor = caller(&request);
+    let reset: PasswordReset = match read_json(request).await {
+        Ok(reset) => reset,
+        Err(response) => return response,
+    };
+    match state
+        .accounts
+        .reset_password(&reset.token, &reset.password, &actor)
+        .await
+    {
+        Ok(user) => signed_in(&state, &user, StatusCode::OK).await,
+        Err(e) => auth_error_response(&e),
+    }
+}
+
+/// `POST /-/sign-out`: ends the caller's session.
+pub async fn sign_out(State(state): State<AppState>, request: Request) -> Response {
+    let actor = caller(&request);
+    if let Err(e) = state.accounts.end_session(&actor).await {
+        return auth_error_response(&e);
+    }
+    (
+        StatusCode::OK,
+        [(header::SET_COOKIE, session_cookie(&state, "", 0))],
+        "signed out\n",
+    )
+        .into_response()
+}
+
+/// `GET /-/session`: who the caller is and, for a browser session, its CSRF token.
+pub async fn current_session(request: Request) -> Response {
+    let actor = caller(&request);
+    let Some(user) = &actor.user else {
+        return auth_error_response(&AuthError::Unauthenticated);
+    };
+    let csrf = match &actor.credential {
+        Credential::Session { csrf_token, .. } => Some(csrf_token.clone()),
+        _ => None,
+    };
+    Json(json!({ "user": user_json(user), "csrfToken": csrf })).into_response()
+}
+
+/// `GET /password-reset?token=...`: the form a reset link opens (it posts to
+/// `/-/reset-password`).
+pub async fn password_reset_page(Query(params): Query<LinkParams>) -> Response {
+    let token = html_escape(params.token.as_deref().unwrap_or(""));
+    let page = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width\"><title>Set a password · Quarry</title></head>\
+         <body><main><h1>Set a password</h1>\
+         <form method=\"post\" action=\"/-/reset-password\">\
+         <input type=\"hidden\" name=\"token\" value=\"{token}\">\
+         <label for=\"password\">New password</label> \
+         <input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"new-password\" required minlength=\"8\"> \
+         <button type=\"submit\">Set password</button></form></main></body></html>"
+    );
+    (
+        [
+            (header::CACHE_CONTROL, "no-store"),
+            (header::REFERRER_POLICY, "no-referrer"),
+        ],
+        Html(page),
+    )
+        .into_response()
+}
+
+fn html_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
