@@ -436,8 +436,8 @@ impl Accounts {
         Ok(token)
     }
 
-    /// A one-time sign-in link token for the first site admin, or, when no account exists, one
-    /// that creates the site admin `admin` when used.
+    /// A one-time sign-in link token for the first site admin; when no account exists yet, the
+    /// link creates the site admin `admin` unless the site was initialised before it is used.
     pub async fn site_admin_sign_in_link(&self) -> Result<String, AuthError> {
         let admin = self.store.first_site_admin().await?;
         self.new_link(LinkPurpose::SignIn, admin.map(|a| a.id))
@@ -453,16 +453,27 @@ impl Accounts {
             .ok_or(AuthError::InvalidLink)?;
         let user = match user_id {
             Some(id) => self.existing_user(id).await?,
-            None => {
-                let form = AccountForm {
-                    username: "admin".into(),
-                    email: None,
-                    password: None,
-                };
-                self.create(&form, true)
-                    .await
-                    .map_err(|_| AuthError::InvalidLink)?
-            }
+            // A link printed before any account existed: the first site admin, made if need be.
+            None => match self.store.first_site_admin().await? {
+                Some(admin) => admin,
+                None => {
+                    let form = AccountForm {
+                        username: "admin".into(),
+                        email: None,
+                        password: None,
+                    };
+                    match self.create(&form, true).await {
+                        Ok(admin) => admin,
+                        // Someone initialised the site meanwhile.
+                        Err(AuthError::Conflict(_)) => self
+                            .store
+                            .first_site_admin()
+                            .await?
+                            .ok_or(AuthError::InvalidLink)?,
+                        Err(e) => return Err(e),
+                    }
+                }
+            },
         };
         let actor = Actor {
             user: Some(user.clone()),

@@ -3,7 +3,7 @@
 #![allow(dead_code)] // Each test binary uses its own part of these helpers.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use quarry_store::testing::PostgresTestDatabase;
@@ -183,6 +183,7 @@ impl Instance {
         let port = free_port();
         let log = data_dir.with_extension(format!("{port}.log"));
         let stderr = std::fs::File::create(&log).expect("create log file");
+        let stdout = std::fs::File::create(log.with_extension("out")).expect("create output file");
         let mut command = Command::new(binary());
         command
             .arg("serve")
@@ -193,7 +194,7 @@ impl Instance {
             .args(args)
             .env_remove("QUARRY_DATABASE_URL")
             .env_remove("QUARRY_GITSERVERS")
-            .stdout(Stdio::null())
+            .stdout(stdout)
             .stderr(stderr);
         for (key, value) in env {
             command.env(key, value);
@@ -241,6 +242,11 @@ impl Instance {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// What the process printed on its standard output.
+    pub fn output_text(&self) -> String {
+        std::fs::read_to_string(self.log.with_extension("out")).unwrap_or_default()
     }
 
     pub fn log_text(&self) -> String {
