@@ -60,10 +60,8 @@ pub struct PasswordReset {
 
 /// Refuses a request whose `Origin` is another site's, so that no other page can sign a browser
 /// in or up behind its user's back.
-fn check_origin(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
-    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
-        return Ok(());
-    };
+fn foreign_origin(state: &AppState, headers: &HeaderMap) -> Option<Response> {
+    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok())?;
     let host = headers
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
@@ -78,13 +76,27 @@ fn check_origin(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
         .split_once("://")
         .is_some_and(|(_, rest)| rest == host);
     if same_host || external.as_deref() == Some(origin) {
-        return Ok(());
+        return None;
     }
-    Err((
-        StatusCode::FORBIDDEN,
-        format!("requests from {origin} may not sign in here\n"),
+    Some(
+        (
+            StatusCode::FORBIDDEN,
+            format!("requests from {origin} may not sign in here\n"),
+        )
+            .into_response(),
     )
-        .into_response())
+}
+
+/// The caller and the form of a request to a credential route from this site.
+async fn credential_form<T: serde::de::DeserializeOwned>(
+    state: &AppState,
+    request: Request,
+) -> Result<(Actor, T), Response> {
+    if let Some(refused) = foreign_origin(state, request.headers()) {
+        return Err(refused);
+    }
+    let actor = actor(&request);
+    Ok((actor, read_json(request).await?))
 }
 
 /// The session cookie for a token; `Secure` when users reach the instance over https.
@@ -122,10 +134,6 @@ async fn signed_in(state: &AppState, user: &User, status: StatusCode) -> Respons
         .into_response()
 }
 
-fn caller(request: &Request) -> Actor {
-    actor(request)
-}
-
 /// A JSON body, or an HTML form's fields.
 async fn read_json<T: serde::de::DeserializeOwned>(request: Request) -> Result<T, Response> {
     let is_form = request
@@ -148,12 +156,8 @@ async fn read_json<T: serde::de::DeserializeOwned>(request: Request) -> Result<T
 
 /// `POST /-/site-init`: creates the first account, a site admin, and signs it in.
 pub async fn site_init(State(state): State<AppState>, request: Request) -> Response {
-    if let Err(refused) = check_origin(&state, request.headers()) {
-        return refused;
-    }
-    let actor = caller(&request);
-    let form: NewAccount = match read_json(request).await {
-        Ok(form) => form,
+    let (actor, form): (Actor, NewAccount) = match credential_form(&state, request).await {
+        Ok(read) => read,
         Err(response) => return response,
     };
     match state.accounts.site_init(form.into(), &actor).await {
@@ -164,12 +168,8 @@ pub async fn site_init(State(state): State<AppState>, request: Request) -> Respo
 
 /// `POST /-/sign-up`: creates an account when sign-up is allowed, and signs it in.
 pub async fn sign_up(State(state): State<AppState>, request: Request) -> Response {
-    if let Err(refused) = check_origin(&state, request.headers()) {
-        return refused;
-    }
-    let actor = caller(&request);
-    let form: NewAccount = match read_json(request).await {
-        Ok(form) => form,
+    let (actor, form): (Actor, NewAccount) = match credential_form(&state, request).await {
+        Ok(read) => read,
         Err(response) => return response,
     };
     match state.accounts.sign_up(form.into(), &actor).await {
@@ -180,12 +180,8 @@ pub async fn sign_up(State(state): State<AppState>, request: Request) -> Respons
 
 /// `POST /-/sign-in`: a username (or email) and password.
 pub async fn sign_in(State(state): State<AppState>, request: Request) -> Response {
-    if let Err(refused) = check_origin(&state, request.headers()) {
-        return refused;
-    }
-    let actor = caller(&request);
-    let credentials: Credentials = match read_json(request).await {
-        Ok(credentials) => credentials,
+    let (actor, credentials): (Actor, Credentials) = match credential_form(&state, request).await {
+        Ok(read) => read,
         Err(response) => return response,
     };
     match state
@@ -209,7 +205,7 @@ pub async fn sign_in_link(
     };
     let user = match state
         .accounts
-        .use_sign_in_link(&token, &caller(&request))
+        .use_sign_in_link(&token, &actor(&request))
         .await
     {
         Ok(user) => user,
@@ -247,12 +243,8 @@ pub async fn sign_in_link(
 
 /// `POST /-/reset-password`: sets a new password with a reset link's token and signs in.
 pub async fn reset_password(State(state): State<AppState>, request: Request) -> Response {
-    if let Err(refused) = check_origin(&state, request.headers()) {
-        return refused;
-    }
-    let actor = caller(&request);
-    let reset: PasswordReset = match read_json(request).await {
-        Ok(reset) => reset,
+    let (actor, reset): (Actor, PasswordReset) = match credential_form(&state, request).await {
+        Ok(read) => read,
         Err(response) => return response,
     };
     match state
@@ -267,7 +259,7 @@ pub async fn reset_password(State(state): State<AppState>, request: Request) -> 
 
 /// `POST /-/sign-out`: ends the caller's session.
 pub async fn sign_out(State(state): State<AppState>, request: Request) -> Response {
-    let actor = caller(&request);
+    let actor = actor(&request);
     if let Err(e) = state.accounts.end_session(&actor).await {
         return auth_error_response(&e);
     }
@@ -281,7 +273,7 @@ pub async fn sign_out(State(state): State<AppState>, request: Request) -> Respon
 
 /// `GET /-/session`: who the caller is and, for a browser session, its CSRF token.
 pub async fn current_session(request: Request) -> Response {
-    let actor = caller(&request);
+    let actor = actor(&request);
     let Some(user) = &actor.user else {
         return auth_error_response(&AuthError::Unauthenticated);
     };

@@ -113,25 +113,6 @@ impl RemoteShard {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_repository_has_exactly_one_owner() {
-        let shards: Vec<String> = vec!["a:1".into(), "b:1".into(), "c:1".into()];
-        let owners: Vec<Ownership> = shards
-            .iter()
-            .map(|me| Ownership::new(shards.clone(), me).unwrap())
-            .collect();
-        for i in 0..300 {
-            let repo = format!("github.com/org/r{i}");
-            assert_eq!(owners.iter().filter(|o| o.owns(&repo)).count(), 1, "{repo}");
-        }
-        assert!(Ownership::new(shards, "d:1").is_err());
-    }
-}
-
 /// A viewer as the index servers' search stream takes it (`viewer=`).
 pub(crate) fn viewer_param(viewer: Viewer) -> String {
     match viewer {
@@ -150,5 +131,33 @@ pub(crate) fn parse_viewer(param: Option<&str>) -> Viewer {
             .and_then(|id| id.parse().ok())
             .map_or(Viewer::Anonymous, Viewer::User),
         None => Viewer::Anonymous,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_repository_has_exactly_one_owner() {
+        let shards: Vec<String> = vec!["a:1".into(), "b:1".into(), "c:1".into()];
+        let owners: Vec<Ownership> = shards
+            .iter()
+            .map(|me| Ownership::new(shards.clone(), me).unwrap())
+            .collect();
+        for i in 0..300 {
+            let repo = format!("github.com/org/r{i}");
+            assert_eq!(owners.iter().filter(|o| o.owns(&repo)).count(), 1, "{repo}");
+        }
+        assert!(Ownership::new(shards, "d:1").is_err());
+    }
+
+    #[test]
+    fn viewers_round_trip_and_unknown_ones_see_least() {
+        for viewer in [Viewer::All, Viewer::Anonymous, Viewer::User(42)] {
+            assert_eq!(parse_viewer(Some(&viewer_param(viewer))), viewer);
+        }
+        assert_eq!(parse_viewer(None), Viewer::Anonymous);
+        assert_eq!(parse_viewer(Some("user:x")), Viewer::Anonymous);
     }
 }
