@@ -458,4 +458,59 @@ mod tests {
         assert!(config.disable_auto_git_updates());
         assert_eq!(config.raw(), text);
     }
+
+    #[test]
+    fn auth_settings_have_sourcegraphs_defaults_and_are_checked() {
+        let defaults = SiteConfig::parse("{}").unwrap();
+        assert!(!defaults.auth_public());
+        assert_eq!(
+            defaults.builtin_auth(),
+            Some(BuiltinAuth { allow_signup: true })
+        );
+        assert_eq!(defaults.lockout().failed_attempt_threshold, 5);
+        assert_eq!(defaults.min_password_length(), 12);
+        assert_eq!(
+            defaults.session_expiry(),
+            Duration::from_secs(90 * 24 * 3600)
+        );
+        let set = SiteConfig::parse(
+            r#"{"auth.providers": [{"type": "builtin"}], "auth.sessionIdleTimeout": "2h",
+                "auth.lockout": {"failedAttemptThreshold": 3}, "externalURL": "https://q.example.com"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            set.builtin_auth(),
+            Some(BuiltinAuth {
+                allow_signup: false
+            })
+        );
+        assert_eq!(set.session_idle_timeout(), Duration::from_secs(7200));
+        assert_eq!(set.lockout().failed_attempt_threshold, 3);
+        assert!(set.served_over_https());
+        let none = SiteConfig::parse(r#"{"auth.providers": [{"type": "github"}]}"#).unwrap();
+        assert_eq!(none.builtin_auth(), None);
+        let err = SiteConfig::parse(
+            r#"{"auth.sessionExpiry": "soon", "auth.lockout": {"lockoutPeriod": 0, "x": 1}}"#,
+        )
+        .unwrap_err();
+        let messages = err.messages();
+        assert!(
+            messages
+                .iter()
+                .any(|m| m.starts_with("auth.sessionExpiry: must be a duration")),
+            "{messages:?}"
+        );
+        assert!(
+            messages
+                .iter()
+                .any(|m| m.starts_with("auth.lockout.lockoutPeriod: must be a positive")),
+            "{messages:?}"
+        );
+        assert!(
+            messages
+                .iter()
+                .any(|m| m.starts_with("auth.lockout.x: unknown key")),
+            "{messages:?}"
+        );
+    }
 }

@@ -422,12 +422,7 @@ impl Store {
         .bind(now())
         .fetch_one(&self.pool)
         .await
-        .map_err(|e| match &e {
-            sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
-                StoreError::NotFound(format!("user {user_id}"))
-            }
-            _ => StoreError::Database(e),
-        })?;
+        .map_err(|e| StoreError::missing_reference(e, format!("user {user_id}")))?;
         access_token(&row)
     }
 

@@ -16,3 +16,15 @@ pub enum StoreError {
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
 }
+
+impl StoreError {
+    /// A row that names something absent (a foreign key refused) is `NotFound(what)`.
+    pub(crate) fn missing_reference(error: sqlx::Error, what: String) -> StoreError {
+        match &error {
+            sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
+                StoreError::NotFound(what)
+            }
+            _ => StoreError::Database(error),
+        }
+    }
+}

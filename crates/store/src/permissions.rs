@@ -60,17 +60,10 @@ impl Store {
         if !exists {
             return Err(StoreError::NotFound(format!("repository {repo_id}")));
         }
-        sqlx::query("DELETE FROM repo_restrictions WHERE repo_id = $1")
-            .bind(repo_id)
-            .execute(&mut *tx)
-            .await?;
+        clear_permissions(&mut tx, repo_id).await?;
         sqlx::query("INSERT INTO repo_restrictions (repo_id, updated_at) VALUES ($1, $2)")
             .bind(repo_id)
             .bind(now())
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM user_repo_permissions WHERE repo_id = $1")
-            .bind(repo_id)
             .execute(&mut *tx)
             .await?;
         let unique: HashSet<i64> = user_ids.iter().copied().collect();
@@ -80,12 +73,7 @@ impl Store {
                 .bind(repo_id)
                 .execute(&mut *tx)
                 .await
-                .map_err(|e| match &e {
-                    sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
-                        StoreError::NotFound(format!("user {user_id}"))
-                    }
-                    _ => StoreError::Database(e),
-                })?;
+                .map_err(|e| StoreError::missing_reference(e, format!("user {user_id}")))?;
         }
         tx.commit().await?;
         Ok(())
@@ -94,14 +82,7 @@ impl Store {
     /// Lifts a repository's explicit permissions: every signed-in user sees it again.
     pub async fn set_repo_unrestricted(&self, repo_id: i64) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM repo_restrictions WHERE repo_id = $1")
-            .bind(repo_id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM user_repo_permissions WHERE repo_id = $1")
-            .bind(repo_id)
-            .execute(&mut *tx)
-            .await?;
+        clear_permissions(&mut tx, repo_id).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -142,4 +123,15 @@ impl Store {
         }
         Ok(query.fetch_all(&self.pool).await?.into_iter().collect())
     }
+}
+
+/// Removes a repository's restriction and grants.
+async fn clear_permissions(tx: &mut sqlx::Transaction<'_, sqlx::Any>, repo_id: i64) -> Result<()> {
+    for table in ["repo_restrictions", "user_repo_permissions"] {
+        sqlx::query(&format!("DELETE FROM {table} WHERE repo_id = $1"))
+            .bind(repo_id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
 }

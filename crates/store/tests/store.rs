@@ -2,8 +2,8 @@
 
 use quarry_store::testing::with_each_store as on_both;
 use quarry_store::{
-    CloneStatus, ExternalServiceKind, FetchFailure, FetchSuccess, RepoFilter, RepoUpsert,
-    RepoUpsertOutcome, Store, StoreError,
+    CloneStatus, ExternalServiceKind, FetchFailure, FetchSuccess, LinkPurpose, NewUser, RepoFilter,
+    RepoUpsert, RepoUpsertOutcome, Store, StoreError, Viewer,
 };
 
 #[tokio::test]
@@ -316,4 +316,197 @@ async fn bad_urls_are_refused_without_leaking_passwords() {
         .await
         .unwrap_err();
     assert!(!err.to_string().contains("hunter2"), "{err}");
+}
+
+#[tokio::test]
+async fn accounts_keep_a_site_admin_and_use_links_once() {
+    on_both(|store| async move {
+        let new = |name: &'static str| NewUser {
+            username: name,
+            email: None,
+            password_hash: Some("hash"),
+        };
+        let first = store.create_user(new("root"), true).await.unwrap();
+        assert!(first.site_admin, "the first account is a site admin");
+        assert!(matches!(
+            store.create_user(new("other"), true).await,
+            Err(StoreError::Conflict(_))
+        ));
+        let second = store.create_user(new("dev"), false).await.unwrap();
+        assert!(!second.site_admin);
+        assert!(matches!(
+            store.create_user(new("DEV"), false).await,
+            Err(StoreError::Conflict(_))
+        ));
+        assert!(matches!(
+            store.set_site_admin(first.id, false).await,
+            Err(StoreError::Conflict(_))
+        ));
+        assert!(matches!(
+            store.delete_user(first.id).await,
+            Err(StoreError::Conflict(_))
+        ));
+        store.set_site_admin(second.id, true).await.unwrap();
+        store.set_site_admin(first.id, false).await.unwrap();
+        assert_eq!(
+            store
+                .user_for_sign_in("Dev")
+                .await
+                .unwrap()
+                .unwrap()
+                .1
+                .as_deref(),
+            Some("hash")
+        );
+
+        let at = quarry_store::now();
+        store
+            .create_one_time_link("d1", LinkPurpose::SignIn, Some(first.id), at + 60)
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .take_one_time_link("d1", LinkPurpose::SignIn, at)
+                .await
+                .unwrap(),
+            Some(Some(first.id))
+        );
+        assert_eq!(
+            store
+                .take_one_time_link("d1", LinkPurpose::SignIn, at)
+                .await
+                .unwrap(),
+            None
+        );
+        store
+            .create_one_time_link("d2", LinkPurpose::ResetPassword, Some(first.id), at - 1)
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .take_one_time_link("d2", LinkPurpose::ResetPassword, at)
+                .await
+                .unwrap(),
+            None,
+            "an expired link does nothing"
+        );
+
+        let token = store
+            .create_access_token(second.id, "digest", "ci", &["user:all".to_string()])
+            .await
+            .unwrap();
+        let (found, owner) = store
+            .access_token_by_digest("digest")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((found.id, owner.id), (token.id, second.id));
+        assert!(matches!(
+            store.create_access_token(9999, "other", "x", &[]).await,
+            Err(StoreError::NotFound(_))
+        ));
+        store.delete_user(first.id).await.unwrap();
+        assert!(store.user_by_id(first.id).await.unwrap().is_none());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn restricted_repositories_are_listed_only_for_their_users() {
+    on_both(|store| async move {
+        let service = store
+            .create_external_service(ExternalServiceKind::Other, "host", "{}")
+            .await
+            .unwrap();
+        for name in ["open", "closed"] {
+            store
+                .upsert_repo(RepoUpsert {
+                    external_service_id: service.id,
+                    name,
+                    clone_url: name,
+                })
+                .await
+                .unwrap();
+        }
+        let closed = store.repo_by_name("closed").await.unwrap().unwrap();
+        let new = |name: &'static str| NewUser {
+            username: name,
+            email: None,
+            password_hash: None,
+        };
+        let admin = store.create_user(new("admin"), false).await.unwrap();
+        let alice = store.create_user(new("alice"), false).await.unwrap();
+        let bob = store.create_user(new("bob"), false).await.unwrap();
+        store
+            .set_repo_permissions(closed.id, &[alice.id])
+            .await
+            .unwrap();
+        let names = |viewer: Viewer| {
+            let store = store.clone();
+            async move {
+                let filter = RepoFilter {
+                    viewer,
+                    ..RepoFilter::default()
+                };
+                let names: Vec<String> = store
+                    .list_repos(&filter)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|r| r.name)
+                    .collect();
+                assert_eq!(
+                    names.len() as i64,
+                    store.count_repos(&filter).await.unwrap()
+                );
+                names
+            }
+        };
+        assert_eq!(names(Viewer::All).await, ["open", "closed"]);
+        assert_eq!(names(Viewer::User(alice.id)).await, ["open", "closed"]);
+        assert_eq!(names(Viewer::User(bob.id)).await, ["open"]);
+        assert_eq!(names(Viewer::Anonymous).await, ["open"]);
+        assert!(
+            store
+                .visible_repo_by_name("closed", Viewer::User(bob.id))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            store
+                .visible_repo_by_name("closed", Viewer::User(alice.id))
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            store
+                .hidden_repo_ids(Viewer::User(bob.id))
+                .await
+                .unwrap()
+                .contains(&closed.id)
+        );
+        assert!(
+            store
+                .hidden_repo_ids(Viewer::User(admin.id))
+                .await
+                .unwrap()
+                .contains(&closed.id)
+        );
+        assert!(matches!(
+            store.set_repo_permissions(closed.id, &[9999]).await,
+            Err(StoreError::NotFound(_))
+        ));
+        assert!(
+            !store
+                .repo_permissions(closed.id)
+                .await
+                .unwrap()
+                .unrestricted
+        );
+        store.set_repo_unrestricted(closed.id).await.unwrap();
+        assert_eq!(names(Viewer::User(bob.id)).await, ["open", "closed"]);
+    })
+    .await;
 }
