@@ -285,6 +285,43 @@ async fn search_fans_out_to_index_servers_and_survives_one_down() {
         assert_eq!(indexed, owned, "{dir}");
     }
 
+    // A repository restricted to nobody is absent from what a user's fanned-out search finds.
+    let hidden = &names[0];
+    let repo_id = common::repo(&instance.repositories().await, hidden)["id"].clone();
+    instance
+        .data(
+            "mutation($r: ID!) { setRepositoryPermissionsUnrestricted(repositories: [$r], unrestricted: false) { alwaysNil } }",
+            serde_json::json!({ "r": repo_id }),
+        )
+        .await;
+    let signed_up = reqwest::Client::new()
+        .post(format!("{}/-/sign-up", instance.url))
+        .json(&serde_json::json!({ "username": "viewer", "email": "viewer@example.com", "password": "a long test password" }))
+        .send()
+        .await
+        .unwrap();
+    let session = common::session_of(signed_up).await;
+    let user = common::client_with_token(&common::token_for_session(&instance.url, &session).await);
+    let seen = user
+        .get(format!("{}/.api/search/stream", instance.url))
+        .query(&[("q", "token_ count:all")])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !seen.contains(&format!("token_{hidden}")),
+        "{hidden} leaks: {seen}"
+    );
+    for visible in &names[1..] {
+        assert!(
+            seen.contains(&format!("token_{visible}")),
+            "{visible} missing: {seen}"
+        );
+    }
+
     drop(second);
     let (repos, skipped) = search_repos(&instance, "token_ count:all").await;
     let expected: Vec<String> = names
