@@ -269,6 +269,38 @@ impl Accounts {
         Ok(Some((session, user)))
     }
 
+    /// Removes every session past its idle or absolute expiry; returns how many.
+    pub async fn delete_expired_sessions(&self) -> Result<u64, AuthError> {
+        let config = self.config.current();
+        let at = now();
+        let idle_before = at - config.session_idle_timeout().as_secs() as i64;
+        let started_before = at - config.session_expiry().as_secs() as i64;
+        Ok(self
+            .store
+            .delete_expired_sessions(idle_before, started_before)
+            .await?)
+    }
+
+    /// Removes expired sessions every `interval` until `stop` is cancelled (sessions are also
+    /// refused when presented after expiry; this keeps the table from growing).
+    pub async fn expire_sessions(
+        self,
+        interval: Duration,
+        stop: tokio_util::sync::CancellationToken,
+    ) {
+        loop {
+            match self.delete_expired_sessions().await {
+                Ok(0) => {}
+                Ok(removed) => tracing::info!(removed, "expired sessions removed"),
+                Err(e) => tracing::warn!(error = %e, "cannot remove expired sessions"),
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(interval) => {}
+            }
+        }
+    }
+
     /// Ends the caller's session (sign-out).
     pub async fn end_session(&self, actor: &Actor) -> Result<(), AuthError> {
         if let Credential::Session { id, .. } = &actor.credential {

@@ -20,6 +20,9 @@ use crate::shutdown;
 /// How long background work may take to stop after the HTTP server has drained.
 const STOP_GRACE: Duration = Duration::from_secs(30);
 
+/// How often expired sessions are removed from the database.
+const SESSION_SWEEP_INTERVAL: Duration = Duration::from_secs(3600);
+
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let data_dir = data_dir(args.shared.data_dir.clone())?;
     std::fs::create_dir_all(&data_dir)
@@ -116,6 +119,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let updater_task = tokio::spawn(updater.clone().run(background.clone()));
     let watch_task = tokio::spawn(site.clone().watch(background.clone()));
     let index_task = indexer.map(|indexer| tokio::spawn(indexer.run(background.clone())));
+    let sessions_task = tokio::spawn(
+        accounts
+            .clone()
+            .expire_sessions(SESSION_SWEEP_INTERVAL, background.clone()),
+    );
 
     let state = AppState {
         store: store.clone(),
@@ -130,6 +138,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let stopped = tokio::time::timeout(STOP_GRACE, async {
         let _ = updater_task.await;
         let _ = watch_task.await;
+        let _ = sessions_task.await;
         if let Some(task) = index_task {
             let _ = task.await;
         }

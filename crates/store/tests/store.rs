@@ -405,6 +405,22 @@ async fn accounts_keep_a_site_admin_and_use_links_once() {
             store.create_access_token(9999, "other", "x", &[]).await,
             Err(StoreError::NotFound(_))
         ));
+        store.create_session(second.id, "s1", "csrf").await.unwrap();
+        assert_eq!(
+            store
+                .delete_expired_sessions(at - 10, at - 10)
+                .await
+                .unwrap(),
+            0
+        );
+        assert!(store.session_by_token("s1").await.unwrap().is_some());
+        assert_eq!(
+            store.delete_expired_sessions(at + 10, 0).await.unwrap(),
+            1,
+            "idle"
+        );
+        assert!(store.session_by_token("s1").await.unwrap().is_none());
+
         store.delete_user(first.id).await.unwrap();
         assert!(store.user_by_id(first.id).await.unwrap().is_none());
     })
