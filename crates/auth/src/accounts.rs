@@ -126,19 +126,7 @@ impl Accounts {
 
     /// Creates the first account, a site admin; refused once any account exists.
     pub async fn site_init(&self, form: AccountForm, caller: &Actor) -> Result<User, AuthError> {
-        if form.email.is_none() || form.password.is_none() {
-            return Err(AuthError::Invalid(
-                "username, email and password are required".into(),
-            ));
-        }
-        let user = self.create(&form, true).await?;
-        let actor = Actor {
-            user: Some(user.clone()),
-            ..caller.clone()
-        };
-        self.audit(&actor, "site.initialized", &user.username, json!({}))
-            .await;
-        Ok(user)
+        self.register(form, true, "site.initialized", caller).await
     }
 
     /// Self-service sign-up, when the builtin provider allows it.
@@ -151,18 +139,28 @@ impl Accounts {
         if !allowed {
             return Err(AuthError::SignupDisabled);
         }
+        self.register(form, false, "user.signed_up", caller).await
+    }
+
+    /// Creates an account from a complete form and audits it as done by the new user.
+    async fn register(
+        &self,
+        form: AccountForm,
+        only_if_first: bool,
+        action: &str,
+        caller: &Actor,
+    ) -> Result<User, AuthError> {
         if form.email.is_none() || form.password.is_none() {
             return Err(AuthError::Invalid(
                 "username, email and password are required".into(),
             ));
         }
-        let user = self.create(&form, false).await?;
+        let user = self.create(&form, only_if_first).await?;
         let actor = Actor {
             user: Some(user.clone()),
             ..caller.clone()
         };
-        self.audit(&actor, "user.signed_up", &user.username, json!({}))
-            .await;
+        self.audit(&actor, action, &user.username, json!({})).await;
         Ok(user)
     }
 
