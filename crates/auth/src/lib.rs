@@ -61,6 +61,21 @@ pub enum AuthError {
     Store(StoreError),
 }
 
+impl AuthError {
+    /// The HTTP status that says what kind of refusal this is; GraphQL's error codes follow it.
+    pub fn status(&self) -> u16 {
+        match self {
+            AuthError::BadCredentials | AuthError::Unauthenticated | AuthError::InvalidToken => 401,
+            AuthError::Throttled(_) => 429,
+            AuthError::SignupDisabled | AuthError::BuiltinDisabled | AuthError::Forbidden(_) => 403,
+            AuthError::InvalidLink | AuthError::Invalid(_) => 400,
+            AuthError::Conflict(_) => 409,
+            AuthError::NotFound(_) => 404,
+            AuthError::Random(_) | AuthError::Store(_) => 500,
+        }
+    }
+}
+
 impl From<StoreError> for AuthError {
     fn from(error: StoreError) -> Self {
         match error {

@@ -9,7 +9,9 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use quarry_auth::{Actor, AuthError, Credential, SESSION_COOKIE, parse_authorization, secret};
+use quarry_auth::{
+    Actor, AuthError, Credential, Presented, SESSION_COOKIE, parse_authorization, secret,
+};
 
 use crate::AppState;
 
@@ -18,22 +20,10 @@ pub const CSRF_HEADER: &str = "x-csrf-token";
 
 /// An error as an HTTP response: a status and a one-line message.
 pub fn auth_error_response(error: &AuthError) -> Response {
-    let status = match error {
-        AuthError::BadCredentials | AuthError::Unauthenticated | AuthError::InvalidToken => {
-            StatusCode::UNAUTHORIZED
-        }
-        AuthError::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
-        AuthError::SignupDisabled | AuthError::BuiltinDisabled | AuthError::Forbidden(_) => {
-            StatusCode::FORBIDDEN
-        }
-        AuthError::InvalidLink | AuthError::Invalid(_) => StatusCode::BAD_REQUEST,
-        AuthError::Conflict(_) => StatusCode::CONFLICT,
-        AuthError::NotFound(_) => StatusCode::NOT_FOUND,
-        AuthError::Random(_) | AuthError::Store(_) => {
-            tracing::error!(error = %error, "account operation failed");
-            StatusCode::INTERNAL_SERVER_ERROR
-        }
-    };
+    let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if status.is_server_error() {
+        tracing::error!(error = %error, "account operation failed");
+    }
     let mut response = (status, format!("{error}\n")).into_response();
     if let AuthError::Throttled(seconds) = error
         && let Ok(value) = seconds.to_string().parse()
@@ -62,16 +52,34 @@ fn peer_address(request: &Request) -> Option<String> {
         .map(|ConnectInfo(addr)| addr.ip().to_canonical().to_string())
 }
 
-async fn actor_of(
-    state: &AppState,
-    headers: &HeaderMap,
+/// What a request presents to prove who it is.
+struct Presentation {
+    authorization: Option<Presented>,
+    session_cookie: Option<String>,
     address: Option<String>,
-) -> Result<Actor, AuthError> {
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(parse_authorization);
-    if let Some(presented) = presented {
+}
+
+impl Presentation {
+    fn of(request: &Request) -> Self {
+        let headers = request.headers();
+        Presentation {
+            authorization: headers
+                .get(header::AUTHORIZATION)
+                .and_then(|value| value.to_str().ok())
+                .and_then(parse_authorization),
+            session_cookie: cookie(headers, SESSION_COOKIE).map(str::to_string),
+            address: peer_address(request),
+        }
+    }
+}
+
+async fn actor_of(state: &AppState, presented: Presentation) -> Result<Actor, AuthError> {
+    let Presentation {
+        authorization,
+        session_cookie,
+        address,
+    } = presented;
+    if let Some(presented) = authorization {
         let (token, user) = state.accounts.authenticate(&presented).await?;
         return Ok(Actor {
             user: Some(user),
@@ -79,8 +87,8 @@ async fn actor_of(
             address,
         });
     }
-    if let Some(value) = cookie(headers, SESSION_COOKIE)
-        && let Some((session, user)) = state.accounts.session(value).await?
+    if let Some(value) = session_cookie
+        && let Some((session, user)) = state.accounts.session(&value).await?
     {
         return Ok(Actor {
             user: Some(user),
@@ -97,9 +105,7 @@ async fn actor_of(
 /// Identifies the caller of every request (an invalid or revoked token is refused at once) and
 /// checks the CSRF token of state-changing requests made with a session cookie.
 pub async fn identify(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
-    let address = peer_address(&request);
-    let headers = request.headers().clone();
-    let actor = match actor_of(&state, &headers, address).await {
+    let actor = match actor_of(&state, Presentation::of(&request)).await {
         Ok(actor) => actor,
         Err(e) => return auth_error_response(&e),
     };

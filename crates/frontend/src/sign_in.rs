@@ -6,7 +6,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::{Form, Json};
 use quarry_auth::{AccountForm, Actor, AuthError, Credential, SESSION_COOKIE};
-use quarry_store::User;
+use quarry_store::{Session, User};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -120,18 +120,23 @@ fn user_json(user: &User) -> serde_json::Value {
 
 /// Starts a session for a user and answers with it (cookie and CSRF token).
 async fn signed_in(state: &AppState, user: &User, status: StatusCode) -> Response {
-    let (token, session) = match state.accounts.start_session(user).await {
+    let (cookie, session) = match start_session(state, user).await {
         Ok(started) => started,
-        Err(e) => return auth_error_response(&e),
+        Err(response) => return response,
     };
-    let max_age = state.site.live().current().session_expiry().as_secs();
     let body = json!({ "user": user_json(user), "csrfToken": session.csrf_token });
-    (
-        status,
-        [(header::SET_COOKIE, session_cookie(state, &token, max_age))],
-        Json(body),
-    )
-        .into_response()
+    (status, [(header::SET_COOKIE, cookie)], Json(body)).into_response()
+}
+
+/// Starts a session for a user: the `Set-Cookie` value that carries it, and the session.
+async fn start_session(state: &AppState, user: &User) -> Result<(String, Session), Response> {
+    let (token, session) = state
+        .accounts
+        .start_session(user)
+        .await
+        .map_err(|e| auth_error_response(&e))?;
+    let max_age = state.site.live().current().session_expiry().as_secs();
+    Ok((session_cookie(state, &token, max_age), session))
 }
 
 /// A JSON body, or an HTML form's fields.
@@ -211,11 +216,10 @@ pub async fn sign_in_link(
         Ok(user) => user,
         Err(e) => return auth_error_response(&e),
     };
-    let (session_token, _) = match state.accounts.start_session(&user).await {
+    let (cookie, _) = match start_session(&state, &user).await {
         Ok(started) => started,
-        Err(e) => return auth_error_response(&e),
+        Err(response) => return response,
     };
-    let max_age = state.site.live().current().session_expiry().as_secs();
     let page = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Signed in · Quarry</title></head>\
          <body><main><h1>Signed in</h1><p>You are signed in to Quarry as <strong>{}</strong>{}.</p>\
@@ -229,10 +233,7 @@ pub async fn sign_in_link(
     );
     (
         [
-            (
-                header::SET_COOKIE,
-                session_cookie(&state, &session_token, max_age),
-            ),
+            (header::SET_COOKIE, cookie),
             (header::CACHE_CONTROL, "no-store".to_string()),
             (header::REFERRER_POLICY, "no-referrer".to_string()),
         ],

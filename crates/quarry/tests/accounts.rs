@@ -22,15 +22,7 @@ async fn graphql(
     query: &str,
     variables: Value,
 ) -> Value {
-    client
-        .post(format!("{}/.api/graphql", instance.url))
-        .json(&json!({ "query": query, "variables": variables }))
-        .send()
-        .await
-        .expect("POST /.api/graphql")
-        .json()
-        .await
-        .expect("GraphQL answers JSON")
+    common::graphql_as(client, &instance.url, query, variables).await
 }
 
 /// Signs a new user up and returns (session, access token).
@@ -49,12 +41,7 @@ async fn sign_up(instance: &Instance, username: &str) -> ((String, String, Strin
 
 /// Every event of a search as a given client sees it.
 async fn search_events(client: &reqwest::Client, instance: &Instance, query: &str) -> String {
-    let response = client
-        .get(format!("{}/.api/search/stream", instance.url))
-        .query(&[("q", query)])
-        .send()
-        .await
-        .unwrap();
+    let response = common::stream_response(client, &instance.url, query).await;
     assert_eq!(response.status(), 200, "{query}");
     response.text().await.unwrap()
 }

@@ -302,12 +302,8 @@ async fn search_fans_out_to_index_servers_and_survives_one_down() {
         .unwrap();
     let session = common::session_of(signed_up).await;
     let user = common::client_with_token(&common::token_for_session(&instance.url, &session).await);
-    let seen = user
-        .get(format!("{}/.api/search/stream", instance.url))
-        .query(&[("q", "token_ count:all")])
-        .send()
+    let seen = common::stream_response(&user, &instance.url, "token_ count:all")
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();

@@ -443,12 +443,7 @@ async fn bad_queries_get_clear_errors_and_the_server_stays_responsive() {
         ("count:-1 needle", "count:"),
         ("timeout:5m needle", "at most 1m"),
     ] {
-        let response = client
-            .get(format!("{}/.api/search/stream", instance.url))
-            .query(&[("q", query)])
-            .send()
-            .await
-            .unwrap();
+        let response = common::stream_response(client, &instance.url, query).await;
         assert_eq!(response.status(), 400, "{query}");
         let text = response.text().await.unwrap();
         assert!(text.contains(expected), "{text}");

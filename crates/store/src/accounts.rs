@@ -81,7 +81,7 @@ fn user(row: &AnyRow) -> Result<User> {
 fn session(row: &AnyRow) -> Result<Session> {
     Ok(Session {
         id: row.try_get("session_id")?,
-        user_id: row.try_get("id")?,
+        user_id: row.try_get("session_user_id")?,
         csrf_token: row.try_get("csrf_token")?,
         created_at: row.try_get("session_created_at")?,
         last_active_at: row.try_get("last_active_at")?,
@@ -336,7 +336,7 @@ impl Store {
         let at = now();
         let row = sqlx::query(
             "INSERT INTO sessions (token_sha256, csrf_token, user_id, created_at, last_active_at) \
-             VALUES ($1, $2, $3, $4, $4) RETURNING id AS session_id, user_id AS id, csrf_token, \
+             VALUES ($1, $2, $3, $4, $4) RETURNING id AS session_id, user_id AS session_user_id, csrf_token, \
              created_at AS session_created_at, last_active_at",
         )
         .bind(token_sha256)
@@ -351,7 +351,7 @@ impl Store {
     /// The session with this token digest and its user.
     pub async fn session_by_token(&self, token_sha256: &str) -> Result<Option<(Session, User)>> {
         let row = sqlx::query(&format!(
-            "SELECT s.id AS session_id, s.csrf_token, s.created_at AS session_created_at, \
+            "SELECT s.id AS session_id, s.user_id AS session_user_id, s.csrf_token, s.created_at AS session_created_at, \
              s.last_active_at, {} FROM sessions s JOIN users u ON u.id = s.user_id \
              WHERE s.token_sha256 = $1",
             prefixed_user_columns("u")

@@ -106,18 +106,14 @@ impl Guard for SignedIn {
 
 /// An account error with Sourcegraph-style `extensions.code`.
 pub(crate) fn auth_error(error: AuthError) -> async_graphql::Error {
-    let code = match &error {
-        AuthError::Unauthenticated | AuthError::InvalidToken | AuthError::BadCredentials => {
-            "UNAUTHENTICATED"
-        }
-        AuthError::Forbidden(_) | AuthError::SignupDisabled | AuthError::BuiltinDisabled => {
-            "FORBIDDEN"
-        }
-        AuthError::Throttled(_) => "TOO_MANY_REQUESTS",
-        AuthError::Invalid(_) | AuthError::InvalidLink => "BAD_USER_INPUT",
-        AuthError::Conflict(_) => "CONFLICT",
-        AuthError::NotFound(_) => "NOT_FOUND",
-        AuthError::Random(_) | AuthError::Store(_) => {
+    let code = match error.status() {
+        401 => "UNAUTHENTICATED",
+        403 => "FORBIDDEN",
+        429 => "TOO_MANY_REQUESTS",
+        400 => "BAD_USER_INPUT",
+        409 => "CONFLICT",
+        404 => "NOT_FOUND",
+        _ => {
             tracing::error!(error = %error, "account operation failed in GraphQL request");
             "INTERNAL"
         }

@@ -182,12 +182,15 @@ impl From<StoredEntry> for AuditLogEntry {
 
 async fn user_by_bind_id(state: &AppState, bind_id: &str) -> async_graphql::Result<StoredUser> {
     state
-        .store
-        .user_for_sign_in(bind_id)
+        .accounts
+        .user_named(bind_id)
         .await
-        .map_err(store_error)?
-        .map(|(user, _)| user)
-        .ok_or_else(|| bad_input(format!("bindID: no user {bind_id:?}")))
+        .map_err(|e| match e {
+            quarry_auth::AuthError::NotFound(_) => {
+                bad_input(format!("bindID: no user {bind_id:?}"))
+            }
+            other => auth_error(other),
+        })
 }
 
 /// A repository's explicit permissions with the users granted it.

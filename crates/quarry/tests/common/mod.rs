@@ -263,15 +263,7 @@ impl Instance {
 
     /// Runs a GraphQL request and returns the whole response (`data` and `errors`).
     pub async fn graphql(&self, query: &str, variables: Value) -> Value {
-        self.client
-            .post(format!("{}/.api/graphql", self.url))
-            .json(&json!({ "query": query, "variables": variables }))
-            .send()
-            .await
-            .expect("POST /.api/graphql")
-            .json()
-            .await
-            .expect("GraphQL answers JSON")
+        graphql_as(&self.client, &self.url, query, variables).await
     }
 
     /// Runs a GraphQL request that must succeed, and returns its `data`.
@@ -402,13 +394,7 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
 
 /// Runs a search through the stream API and returns every event as (name, data).
 pub async fn stream(instance: &Instance, query: &str) -> Vec<(String, Value)> {
-    let response = instance
-        .client
-        .get(format!("{}/.api/search/stream", instance.url))
-        .query(&[("q", query)])
-        .send()
-        .await
-        .expect("GET /.api/search/stream");
+    let response = stream_response(&instance.client, &instance.url, query).await;
     assert_eq!(
         response.status(),
         200,
@@ -451,4 +437,36 @@ pub fn matched_lines(matches: &[Value]) -> std::collections::BTreeSet<(String, S
         }
     }
     lines
+}
+
+/// Runs a GraphQL request as this client and returns the whole answer (`data` and `errors`).
+pub async fn graphql_as(
+    client: &reqwest::Client,
+    url: &str,
+    query: &str,
+    variables: Value,
+) -> Value {
+    client
+        .post(format!("{url}/.api/graphql"))
+        .json(&json!({ "query": query, "variables": variables }))
+        .send()
+        .await
+        .expect("POST /.api/graphql")
+        .json()
+        .await
+        .expect("GraphQL answers JSON")
+}
+
+/// Starts a search through the stream API as this client.
+pub async fn stream_response(
+    client: &reqwest::Client,
+    url: &str,
+    query: &str,
+) -> reqwest::Response {
+    client
+        .get(format!("{url}/.api/search/stream"))
+        .query(&[("q", query)])
+        .send()
+        .await
+        .expect("GET /.api/search/stream")
 }
