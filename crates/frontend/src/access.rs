@@ -115,20 +115,60 @@ pub async fn identify(State(state): State<AppState>, mut request: Request, next:
         let changes_state = (!matches!(*request.method(), Method::GET | Method::HEAD)
             || path == "/.api/graphql")
             && !crate::sign_in::CREDENTIAL_ROUTES.contains(&path);
-        let presented = request
-            .headers()
-            .get(CSRF_HEADER)
-            .and_then(|v| v.to_str().ok());
-        if changes_state && !presented.is_some_and(|p| secret::equal(p, csrf_token)) {
-            return (
-                StatusCode::FORBIDDEN,
-                "missing or wrong CSRF token: send the session's token in the X-Csrf-Token header\n",
-            )
-                .into_response();
+        if changes_state {
+            let header = request
+                .headers()
+                .get(CSRF_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            let presented = match header {
+                Some(token) => Some(token),
+                None => match csrf_form_field(request).await {
+                    Ok((read, token)) => {
+                        request = read;
+                        token
+                    }
+                    Err(response) => return response,
+                },
+            };
+            if !presented.is_some_and(|p| secret::equal(&p, csrf_token)) {
+                return (
+                    StatusCode::FORBIDDEN,
+                    "missing or wrong CSRF token: send the session's token in the X-Csrf-Token header or the csrf_token form field\n",
+                )
+                    .into_response();
+            }
         }
     }
     request.extensions_mut().insert(actor);
     next.run(request).await
+}
+
+/// The largest HTML form read for its CSRF token.
+const MAX_FORM: usize = 64 * 1024;
+
+/// The CSRF token of an HTML form post (`csrf_token`); the body is read, bounded, and put back
+/// for the handler.
+async fn csrf_form_field(request: Request) -> Result<(Request, Option<String>), Response> {
+    let is_form = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if !is_form {
+        return Ok((request, None));
+    }
+    let (parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, MAX_FORM)
+        .await
+        .map_err(|_| (StatusCode::PAYLOAD_TOO_LARGE, "form too large\n").into_response())?;
+    let token = url::form_urlencoded::parse(&bytes)
+        .find(|(key, _)| key == crate::web::CSRF_FIELD)
+        .map(|(_, value)| value.into_owned());
+    Ok((
+        Request::from_parts(parts, axum::body::Body::from(bytes)),
+        token,
+    ))
 }
 
 /// The caller identified by [`identify`].

@@ -19,6 +19,7 @@ mod metrics;
 mod search_stream;
 mod sign_in;
 mod state;
+mod web;
 
 use std::net::SocketAddr;
 
@@ -68,7 +69,22 @@ pub fn router(state: AppState) -> Router {
         .route("/-/sign-in", post(sign_in::sign_in))
         .route("/-/sign-in/link", get(sign_in::sign_in_link))
         .route("/-/reset-password", post(sign_in::reset_password))
-        .route("/password-reset", get(sign_in::password_reset_page))
+        .route("/", get(web::home))
+        .route("/sign-in", get(web::sign_in_page).post(web::sign_in_submit))
+        .route("/sign-up", get(web::sign_up_page).post(web::sign_up_submit))
+        .route("/sign-out", post(web::sign_out_submit))
+        .route(
+            "/password-reset",
+            get(web::password_reset_page).post(web::password_reset_submit),
+        )
+        .route(
+            "/users/{username}/settings/tokens",
+            get(web::tokens).post(web::create_token),
+        )
+        .route(
+            "/users/{username}/settings/tokens/{id}/delete",
+            post(web::delete_token),
+        )
         .route("/-/sign-out", post(sign_in::sign_out))
         .route("/-/session", get(sign_in::current_session))
         .layer(DefaultBodyLimit::max(MAX_ACCOUNT_FORM));

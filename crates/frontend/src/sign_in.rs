@@ -3,7 +3,7 @@
 
 use axum::extract::{FromRequest, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::{Form, Json};
 use quarry_auth::{AccountForm, Actor, AuthError, Credential, SESSION_COOKIE};
 use quarry_store::{Session, User};
@@ -20,6 +20,9 @@ pub const CREDENTIAL_ROUTES: &[&str] = &[
     "/-/sign-up",
     "/-/site-init",
     "/-/reset-password",
+    "/sign-in",
+    "/sign-up",
+    "/password-reset",
 ];
 
 #[derive(Deserialize)]
@@ -88,7 +91,7 @@ fn foreign_origin(state: &AppState, headers: &HeaderMap) -> Option<Response> {
 }
 
 /// The caller and the form of a request to a credential route from this site.
-async fn credential_form<T: serde::de::DeserializeOwned>(
+pub(crate) async fn credential_form<T: serde::de::DeserializeOwned>(
     state: &AppState,
     request: Request,
 ) -> Result<(Actor, T), Response> {
@@ -107,6 +110,11 @@ fn session_cookie(state: &AppState, token: &str, max_age: u64) -> String {
         ""
     };
     format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}")
+}
+
+/// A `Set-Cookie` value that removes the session cookie.
+pub(crate) fn cleared_session_cookie() -> String {
+    format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0")
 }
 
 fn user_json(user: &User) -> serde_json::Value {
@@ -129,7 +137,10 @@ async fn signed_in(state: &AppState, user: &User, status: StatusCode) -> Respons
 }
 
 /// Starts a session for a user: the `Set-Cookie` value that carries it, and the session.
-async fn start_session(state: &AppState, user: &User) -> Result<(String, Session), Response> {
+pub(crate) async fn start_session(
+    state: &AppState,
+    user: &User,
+) -> Result<(String, Session), Response> {
     let (token, session) = state
         .accounts
         .start_session(user)
@@ -140,7 +151,9 @@ async fn start_session(state: &AppState, user: &User) -> Result<(String, Session
 }
 
 /// A JSON body, or an HTML form's fields.
-async fn read_json<T: serde::de::DeserializeOwned>(request: Request) -> Result<T, Response> {
+pub(crate) async fn read_json<T: serde::de::DeserializeOwned>(
+    request: Request,
+) -> Result<T, Response> {
     let is_form = request
         .headers()
         .get(header::CONTENT_TYPE)
@@ -199,7 +212,8 @@ pub async fn sign_in(State(state): State<AppState>, request: Request) -> Respons
     }
 }
 
-/// `GET /-/sign-in/link?token=...`: a one-time link (such as the one `quarry serve` prints).
+/// `GET /-/sign-in/link?token=...`: a one-time link (such as the one `quarry serve` prints);
+/// signs in and goes to the home page.
 pub async fn sign_in_link(
     State(state): State<AppState>,
     Query(params): Query<LinkParams>,
@@ -216,30 +230,18 @@ pub async fn sign_in_link(
         Ok(user) => user,
         Err(e) => return auth_error_response(&e),
     };
-    let (cookie, _) = match start_session(&state, &user).await {
-        Ok(started) => started,
-        Err(response) => return response,
-    };
-    let page = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Signed in · Quarry</title></head>\
-         <body><main><h1>Signed in</h1><p>You are signed in to Quarry as <strong>{}</strong>{}.</p>\
-         <p><a href=\"/\">Continue</a></p></main></body></html>",
-        html_escape(&user.username),
-        if user.site_admin {
-            ", a site admin"
-        } else {
-            ""
-        }
-    );
-    (
-        [
-            (header::SET_COOKIE, cookie),
-            (header::CACHE_CONTROL, "no-store".to_string()),
-            (header::REFERRER_POLICY, "no-referrer".to_string()),
-        ],
-        Html(page),
-    )
-        .into_response()
+    match start_session(&state, &user).await {
+        Ok((cookie, _)) => (
+            StatusCode::SEE_OTHER,
+            [
+                (header::SET_COOKIE, cookie),
+                (header::LOCATION, "/".to_string()),
+                (header::REFERRER_POLICY, "no-referrer".to_string()),
+            ],
+        )
+            .into_response(),
+        Err(response) => response,
+    }
 }
 
 /// `POST /-/reset-password`: sets a new password with a reset link's token and signs in.
@@ -266,7 +268,7 @@ pub async fn sign_out(State(state): State<AppState>, request: Request) -> Respon
     }
     (
         StatusCode::OK,
-        [(header::SET_COOKIE, session_cookie(&state, "", 0))],
+        [(header::SET_COOKIE, cleared_session_cookie())],
         "signed out\n",
     )
         .into_response()
@@ -283,35 +285,4 @@ pub async fn current_session(request: Request) -> Response {
         _ => None,
     };
     Json(json!({ "user": user_json(user), "csrfToken": csrf })).into_response()
-}
-
-/// `GET /password-reset?token=...`: the form a reset link opens (it posts to
-/// `/-/reset-password`).
-pub async fn password_reset_page(Query(params): Query<LinkParams>) -> Response {
-    let token = html_escape(params.token.as_deref().unwrap_or(""));
-    let page = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width\"><title>Set a password · Quarry</title></head>\
-         <body><main><h1>Set a password</h1>\
-         <form method=\"post\" action=\"/-/reset-password\">\
-         <input type=\"hidden\" name=\"token\" value=\"{token}\">\
-         <label for=\"password\">New password</label> \
-         <input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"new-password\" required minlength=\"8\"> \
-         <button type=\"submit\">Set password</button></form></main></body></html>"
-    );
-    (
-        [
-            (header::CACHE_CONTROL, "no-store"),
-            (header::REFERRER_POLICY, "no-referrer"),
-        ],
-        Html(page),
-    )
-        .into_response()
-}
-
-fn html_escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }

@@ -125,6 +125,10 @@ async fn every_route_checks_who_is_calling() {
             ("GET", git, "", 401, 404, 404),
             ("GET", "/metrics", "", 401, 403, 200),
             ("GET", "/-/session", "", 401, 200, 200),
+            ("GET", "/", "", 303, 200, 200),
+            ("GET", "/sign-in", "", 200, 200, 200),
+            ("GET", "/users/root/settings/tokens", "", 303, 404, 200),
+            ("GET", "/users/dev/settings/tokens", "", 303, 200, 200),
             (
                 "POST",
                 "/-/site-init",

@@ -242,7 +242,10 @@ async fn accounts_tokens_and_users_admin_work_and_leave_an_audit_trail_without_s
         let instance =
             Instance::serve(&work.path().join("data"), &args, &[("QUARRY_LOG", "debug")]).await;
         let admin = instance.client();
-        let anonymous = reqwest::Client::new();
+        let anonymous = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
 
         // The site is initialised once only.
         let again = anonymous
@@ -262,7 +265,8 @@ async fn accounts_tokens_and_users_admin_work_and_leave_an_audit_trail_without_s
             .unwrap_or_else(|| panic!("no sign-in link in {output}"))
             .to_string();
         let first = anonymous.get(&link).send().await.unwrap();
-        assert_eq!(first.status(), 200);
+        assert_eq!(first.status(), 303);
+        assert_eq!(first.headers()["location"], "/");
         let cookie = first.headers()["set-cookie"].to_str().unwrap().to_string();
         assert!(
             cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
@@ -580,4 +584,216 @@ async fn idle_sessions_expire_and_the_admin_command_issues_tokens() {
     assert!(!unknown.status.success());
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("user \"nobody-here\" not found"));
     assert!(!matches(&instance, "public").await.is_empty());
+}
+
+/// The value of an HTML attribute that follows `marker` in a page.
+fn attribute_after(page: &str, marker: &str, attribute: &str) -> Option<String> {
+    let rest = &page[page.find(marker)?..];
+    let start = rest.find(&format!("{attribute}=\""))? + attribute.len() + 2;
+    let end = rest[start..].find('"')? + start;
+    Some(rest[start..end].to_string())
+}
+
+#[tokio::test]
+async fn the_web_app_signs_in_and_manages_tokens_without_javascript() {
+    for database in Database::all().await {
+        let work = tempfile::tempdir().unwrap();
+        corpus(&work.path().join("code"));
+        let mut args = vec![work.path().join("code").display().to_string()];
+        args.extend(database.args());
+        let instance = Instance::serve(&work.path().join("data"), &args, &[]).await;
+        let browser = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let url = |path: &str| format!("{}{path}", instance.url);
+
+        // Pages that need an account send a visitor to sign in first, and back after.
+        let home = browser.get(url("/")).send().await.unwrap();
+        assert_eq!(home.status(), 303);
+        assert_eq!(home.headers()["location"], "/sign-in?returnTo=%2F");
+        let tokens_path = format!("/users/{ADMIN}/settings/tokens");
+        let gated = browser.get(url(&tokens_path)).send().await.unwrap();
+        assert_eq!(gated.status(), 303);
+        let form = browser
+            .get(url("/sign-in?returnTo=%2Fusers"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(form.status(), 200);
+        let form = form.text().await.unwrap();
+        assert!(
+            form.contains(r#"<form method="post" action="/sign-in">"#),
+            "{form}"
+        );
+        assert!(form.contains(r#"<label for="password">"#));
+
+        let sign_in = |name: &str, password: &str, return_to: &str| {
+            browser
+                .post(url("/sign-in"))
+                .form(&[
+                    ("email", name),
+                    ("password", password),
+                    ("returnTo", return_to),
+                ])
+                .send()
+        };
+        let wrong = sign_in(ADMIN, "wrong password!", "/").await.unwrap();
+        assert_eq!(wrong.status(), 401);
+        assert!(
+            wrong
+                .text()
+                .await
+                .unwrap()
+                .contains("incorrect username or password")
+        );
+        let elsewhere = sign_in(ADMIN, ADMIN_PASSWORD, "//evil.example/")
+            .await
+            .unwrap();
+        assert_eq!(
+            elsewhere.headers()["location"],
+            "/",
+            "never sent to another site"
+        );
+        let signed_in = sign_in(ADMIN, ADMIN_PASSWORD, &tokens_path).await.unwrap();
+        assert_eq!(signed_in.status(), 303);
+        assert_eq!(signed_in.headers()["location"], tokens_path.as_str());
+        let cookie = signed_in.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string();
+
+        let page = browser
+            .get(url(&tokens_path))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(page.status(), 200);
+        let page = page.text().await.unwrap();
+        let csrf = attribute_after(&page, r#"name="csrf_token""#, "value").expect("a CSRF field");
+        let create = |csrf: Option<&str>| {
+            let mut fields = vec![("note", "laptop")];
+            if let Some(csrf) = csrf {
+                fields.push(("csrf_token", csrf));
+            }
+            browser
+                .post(url(&tokens_path))
+                .header("cookie", &cookie)
+                .form(&fields)
+                .send()
+        };
+        assert_eq!(
+            create(None).await.unwrap().status(),
+            403,
+            "a form without its CSRF token"
+        );
+        assert_eq!(create(Some("forged")).await.unwrap().status(), 403);
+        let created = create(Some(&csrf)).await.unwrap();
+        assert_eq!(created.status(), 200);
+        let created = created.text().await.unwrap();
+        let start = created.find("sgp_").expect("the new token is shown");
+        let token = created[start..start + 44].to_string();
+        let with_token = client_with_token(&token);
+        let session = with_token.get(url("/-/session")).send().await.unwrap();
+        assert_eq!(session.status(), 200);
+
+        let listed = browser
+            .get(url(&tokens_path))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+        let listed = listed.text().await.unwrap();
+        assert!(
+            listed.contains("laptop") && !listed.contains(&token),
+            "shown once only"
+        );
+        let marker = r#"aria-label="Revoke laptop""#;
+        let revoke_form = &listed[..listed.find(marker).expect("a revoke button")];
+        let action = revoke_form[revoke_form.rfind("action=\"").unwrap() + 8..]
+            .split('"')
+            .next()
+            .unwrap()
+            .to_string();
+        let revoked = browser
+            .post(url(&action))
+            .header("cookie", &cookie)
+            .form(&[("csrf_token", csrf.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(revoked.status(), 303);
+        let session = with_token.get(url("/-/session")).send().await.unwrap();
+        assert_eq!(session.status(), 401, "revoked on the next request");
+
+        // Another user signs up in the browser and cannot see the admin's tokens.
+        let signed_up = browser
+            .post(url("/sign-up"))
+            .form(&[
+                ("username", "erin"),
+                ("email", "erin@example.com"),
+                ("password", PASSWORD),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(signed_up.status(), 303);
+        let erin = signed_up.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string();
+        let home = browser
+            .get(url("/"))
+            .header("cookie", &erin)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            home.contains("Signed in as <strong>erin</strong>"),
+            "{home}"
+        );
+        let foreign = browser
+            .get(url(&tokens_path))
+            .header("cookie", &erin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(foreign.status(), 404);
+        let own = browser
+            .get(url("/users/erin/settings/tokens"))
+            .header("cookie", &erin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(own.status(), 200);
+
+        // Signing out ends the session.
+        let out = browser
+            .post(url("/sign-out"))
+            .header("cookie", &cookie)
+            .form(&[("csrf_token", csrf.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(out.status(), 303);
+        let after = browser
+            .get(url(&tokens_path))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(after.status(), 303, "back to the sign-in page");
+        drop(instance);
+        database.cleanup().await;
+    }
 }

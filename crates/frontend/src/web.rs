@@ -1,0 +1,558 @@
+//! Server-rendered pages for accounts, at Sourcegraph's URLs: sign-in, sign-up, password reset,
+//! the home page, and a user's access tokens (`/users/<name>/settings/tokens`). Every page works
+//! without JavaScript: forms post back to the page, with the session's CSRF token as a field.
+
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use maud::{DOCTYPE, Markup, PreEscaped, html};
+use quarry_auth::{
+    AccountForm, Actor, AuthError, Credential, SCOPE_SITE_ADMIN_SUDO, SCOPE_USER_ALL,
+};
+use quarry_store::{AccessToken, User};
+use serde::Deserialize;
+
+use crate::AppState;
+use crate::access::actor;
+use crate::graphql::rfc3339;
+use crate::sign_in::{credential_form, start_session};
+
+/// The name of the form field that carries a session's CSRF token.
+pub const CSRF_FIELD: &str = "csrf_token";
+
+const STYLE: &str = "
+:root { color-scheme: light dark; --fg: #1d2433; --bg: #fff; --muted: #5c6370; --accent: #0b63d6; --line: #d8dde6; --warn: #b42318; }
+@media (prefers-color-scheme: dark) { :root { --fg: #e6e9ef; --bg: #14171f; --muted: #a0a8b8; --accent: #6ea8fe; --line: #343a46; --warn: #ff8a80; } }
+body { font: 15px/1.5 system-ui, sans-serif; color: var(--fg); background: var(--bg); margin: 0; }
+header { display: flex; gap: 1rem; align-items: center; padding: .6rem 1.2rem; border-bottom: 1px solid var(--line); }
+header .spacer { flex: 1; }
+main { max-width: 46rem; margin: 2rem auto; padding: 0 1.2rem; }
+a { color: var(--accent); }
+label { display: block; margin-top: .8rem; }
+input[type=text], input[type=password], input[type=email] { width: 100%; max-width: 24rem; padding: .4rem; font: inherit; color: inherit; background: transparent; border: 1px solid var(--line); border-radius: 4px; }
+button { margin-top: .8rem; padding: .4rem .9rem; font: inherit; cursor: pointer; }
+header form button { margin: 0; }
+:focus-visible { outline: 2px solid var(--accent); outline-offset: 2px; }
+.error { color: var(--warn); }
+.notice { border: 1px solid var(--line); padding: .8rem; border-radius: 4px; }
+code { word-break: break-all; }
+table { border-collapse: collapse; width: 100%; margin-top: 1rem; }
+th, td { text-align: left; padding: .4rem; border-bottom: 1px solid var(--line); }
+.muted { color: var(--muted); }
+";
+
+/// A whole page: the shared head, the header (who is signed in, sign-out), and the body.
+fn page(title: &str, actor: &Actor, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                meta name="color-scheme" content="light dark";
+                title { (title) " · Quarry" }
+                style { (PreEscaped(STYLE)) }
+            }
+            body {
+                header {
+                    a href="/" { strong { "Quarry" } }
+                    span.spacer {}
+                    @if let Some(user) = &actor.user {
+                        a href={ "/users/" (user.username) "/settings/tokens" } { (user.username) }
+                        form method="post" action="/sign-out" {
+                            (csrf_field(actor))
+                            button type="submit" { "Sign out" }
+                        }
+                    } @else {
+                        a href="/sign-in" { "Sign in" }
+                    }
+                }
+                main { (body) }
+            }
+        }
+    }
+}
+
+fn csrf_field(actor: &Actor) -> Markup {
+    match &actor.credential {
+        Credential::Session { csrf_token, .. } => {
+            html! { input type="hidden" name=(CSRF_FIELD) value=(csrf_token); }
+        }
+        _ => html! {},
+    }
+}
+
+fn render(status: StatusCode, markup: Markup) -> Response {
+    (
+        status,
+        [
+            (header::CACHE_CONTROL, "no-store"),
+            (header::REFERRER_POLICY, "no-referrer"),
+        ],
+        Html(markup.into_string()),
+    )
+        .into_response()
+}
+
+/// An error page with the status the error calls for.
+fn error_page(actor: &Actor, error: &AuthError) -> Response {
+    let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    render(
+        status,
+        page(
+            "Error",
+            actor,
+            html! { h1 { "Something went wrong" } p.error role="alert" { (error) } },
+        ),
+    )
+}
+
+/// Where to go after signing in: a path on this site only (never another host).
+fn local_path(return_to: Option<&str>) -> &str {
+    match return_to {
+        Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') => {
+            path
+        }
+        _ => "/",
+    }
+}
+
+/// Sends a visitor who is not signed in to the sign-in page, to come back here after.
+fn sign_in_first(request: &Request) -> Response {
+    let here = request.uri().path_and_query().map_or("/", |p| p.as_str());
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("returnTo", here)
+        .finish();
+    Redirect::to(&format!("/sign-in?{query}")).into_response()
+}
+
+/// A redirect that also starts the browser's session.
+fn signed_in_redirect(cookie: String, to: &str) -> Response {
+    (
+        StatusCode::SEE_OTHER,
+        [
+            (header::SET_COOKIE, cookie),
+            (header::LOCATION, to.to_string()),
+        ],
+    )
+        .into_response()
+}
+
+#[derive(Deserialize, Default)]
+pub struct ReturnTo {
+    #[serde(rename = "returnTo")]
+    return_to: Option<String>,
+}
+
+/// `GET /`: who is signed in and where to go next.
+pub async fn home(State(state): State<AppState>, request: Request) -> Response {
+    let actor = actor(&request);
+    let Some(user) = &actor.user else {
+        return sign_in_first(&request);
+    };
+    let repositories = state
+        .store
+        .count_repos(&quarry_store::RepoFilter {
+            viewer: actor.viewer(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_or(0);
+    render(
+        StatusCode::OK,
+        page(
+            "Home",
+            &actor,
+            html! {
+                h1 { "Quarry" }
+                p { "Signed in as " strong { (user.username) } @if user.site_admin { " (site admin)" } "." }
+                p { (repositories) " repositories are searchable through "
+                    code { "/.api/search/stream" } " and " code { "quarry search" } "." }
+                p { a href={ "/users/" (user.username) "/settings/tokens" } { "Access tokens" } }
+            },
+        ),
+    )
+}
+
+fn sign_in_form(actor: &Actor, return_to: &str, error: Option<&str>, allow_signup: bool) -> Markup {
+    page(
+        "Sign in",
+        actor,
+        html! {
+            h1 { "Sign in to Quarry" }
+            @if let Some(error) = error { p.error role="alert" { (error) } }
+            form method="post" action="/sign-in" {
+                input type="hidden" name="returnTo" value=(return_to);
+                label for="email" { "Username or email" }
+                input #email type="text" name="email" autocomplete="username" required autofocus;
+                label for="password" { "Password" }
+                input #password type="password" name="password" autocomplete="current-password" required;
+                button type="submit" { "Sign in" }
+            }
+            @if allow_signup { p { "No account? " a href="/sign-up" { "Sign up" } } }
+        },
+    )
+}
+
+fn signup_allowed(state: &AppState) -> bool {
+    state
+        .site
+        .live()
+        .current()
+        .builtin_auth()
+        .is_some_and(|b| b.allow_signup)
+}
+
+/// `GET /sign-in`.
+pub async fn sign_in_page(
+    State(state): State<AppState>,
+    Query(params): Query<ReturnTo>,
+    request: Request,
+) -> Response {
+    let return_to = local_path(params.return_to.as_deref());
+    let form = sign_in_form(&actor(&request), return_to, None, signup_allowed(&state));
+    render(StatusCode::OK, form)
+}
+
+#[derive(Deserialize)]
+pub struct SignInFields {
+    email: String,
+    password: String,
+    #[serde(rename = "returnTo")]
+    return_to: Option<String>,
+}
+
+/// `POST /sign-in`: the form's fields; back to where the visitor came from.
+pub async fn sign_in_submit(State(state): State<AppState>, request: Request) -> Response {
+    let (actor, fields): (Actor, SignInFields) = match credential_form(&state, request).await {
+        Ok(read) => read,
+        Err(response) => return response,
+    };
+    let return_to = local_path(fields.return_to.as_deref());
+    let user = match state
+        .accounts
+        .sign_in(&fields.email, &fields.password, &actor)
+        .await
+    {
+        Ok(user) => user,
+        Err(e) => {
+            let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::UNAUTHORIZED);
+            let form = sign_in_form(
+                &actor,
+                return_to,
+                Some(&e.to_string()),
+                signup_allowed(&state),
+            );
+            return render(status, form);
+        }
+    };
+    match start_session(&state, &user).await {
+        Ok((cookie, _)) => signed_in_redirect(cookie, return_to),
+        Err(response) => response,
+    }
+}
+
+fn sign_up_form(actor: &Actor, error: Option<&str>) -> Markup {
+    page(
+        "Sign up",
+        actor,
+        html! {
+            h1 { "Create an account" }
+            @if let Some(error) = error { p.error role="alert" { (error) } }
+            form method="post" action="/sign-up" {
+                label for="username" { "Username" }
+                input #username type="text" name="username" autocomplete="username" required autofocus;
+                label for="email" { "Email" }
+                input #email type="email" name="email" autocomplete="email" required;
+                label for="password" { "Password" }
+                input #password type="password" name="password" autocomplete="new-password" required;
+                button type="submit" { "Sign up" }
+            }
+            p { "Have an account? " a href="/sign-in" { "Sign in" } }
+        },
+    )
+}
+
+/// `GET /sign-up`: the form, or why there is none.
+pub async fn sign_up_page(State(state): State<AppState>, request: Request) -> Response {
+    let actor = actor(&request);
+    if !signup_allowed(&state) {
+        return error_page(&actor, &AuthError::SignupDisabled);
+    }
+    render(StatusCode::OK, sign_up_form(&actor, None))
+}
+
+#[derive(Deserialize)]
+pub struct SignUpFields {
+    username: String,
+    email: String,
+    password: String,
+}
+
+/// `POST /sign-up`.
+pub async fn sign_up_submit(State(state): State<AppState>, request: Request) -> Response {
+    let (actor, fields): (Actor, SignUpFields) = match credential_form(&state, request).await {
+        Ok(read) => read,
+        Err(response) => return response,
+    };
+    let form = AccountForm {
+        username: fields.username,
+        email: Some(fields.email),
+        password: Some(fields.password),
+    };
+    let user = match state.accounts.sign_up(form, &actor).await {
+        Ok(user) => user,
+        Err(e) => {
+            let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
+            return render(status, sign_up_form(&actor, Some(&e.to_string())));
+        }
+    };
+    match start_session(&state, &user).await {
+        Ok((cookie, _)) => signed_in_redirect(cookie, "/"),
+        Err(response) => response,
+    }
+}
+
+/// `POST /sign-out`: ends the session and goes to the sign-in page.
+pub async fn sign_out_submit(State(state): State<AppState>, request: Request) -> Response {
+    let actor = actor(&request);
+    if let Err(e) = state.accounts.end_session(&actor).await {
+        return error_page(&actor, &e);
+    }
+    (
+        StatusCode::SEE_OTHER,
+        [
+            (header::SET_COOKIE, crate::sign_in::cleared_session_cookie()),
+            (header::LOCATION, "/sign-in".to_string()),
+        ],
+    )
+        .into_response()
+}
+
+#[derive(Deserialize)]
+pub struct LinkToken {
+    token: Option<String>,
+}
+
+/// `GET /password-reset?token=...`: the form a reset link opens.
+pub async fn password_reset_page(Query(params): Query<LinkToken>, request: Request) -> Response {
+    let token = params.token.unwrap_or_default();
+    render(
+        StatusCode::OK,
+        password_reset_form(&actor(&request), &token, None),
+    )
+}
+
+fn password_reset_form(actor: &Actor, token: &str, error: Option<&str>) -> Markup {
+    page(
+        "Set a password",
+        actor,
+        html! {
+            h1 { "Set a password" }
+            @if let Some(error) = error { p.error role="alert" { (error) } }
+            form method="post" action="/password-reset" {
+                input type="hidden" name="token" value=(token);
+                label for="password" { "New password" }
+                input #password type="password" name="password" autocomplete="new-password" required;
+                button type="submit" { "Set password" }
+            }
+        },
+    )
+}
+
+#[derive(Deserialize)]
+pub struct PasswordResetFields {
+    token: String,
+    password: String,
+}
+
+/// `POST /password-reset`: sets the password and signs in.
+pub async fn password_reset_submit(State(state): State<AppState>, request: Request) -> Response {
+    let (actor, fields): (Actor, PasswordResetFields) = match credential_form(&state, request).await
+    {
+        Ok(read) => read,
+        Err(response) => return response,
+    };
+    let user = match state
+        .accounts
+        .reset_password(&fields.token, &fields.password, &actor)
+        .await
+    {
+        Ok(user) => user,
+        Err(e) => {
+            let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
+            let form = password_reset_form(&actor, &fields.token, Some(&e.to_string()));
+            return render(status, form);
+        }
+    };
+    match start_session(&state, &user).await {
+        Ok((cookie, _)) => signed_in_redirect(cookie, "/"),
+        Err(response) => response,
+    }
+}
+
+/// The user whose settings a page shows, if the caller may see them (themself or a site admin;
+/// to anyone else the user is as absent as one that does not exist).
+async fn settings_owner(
+    state: &AppState,
+    actor: &Actor,
+    username: &str,
+) -> Result<User, AuthError> {
+    let user = state.accounts.user_named(username).await?;
+    quarry_auth::require_self_or_admin(actor, user.id)
+        .map_err(|_| AuthError::NotFound(format!("user {username:?}")))?;
+    Ok(user)
+}
+
+/// What the tokens page shows besides the list: a token just created, or an error.
+enum TokensNotice {
+    None,
+    Created(String),
+    Error(String),
+}
+
+async fn tokens_page(
+    state: &AppState,
+    actor: &Actor,
+    owner: &User,
+    notice: TokensNotice,
+) -> Response {
+    let tokens: Vec<AccessToken> = match state.store.access_tokens_of(owner.id).await {
+        Ok(tokens) => tokens,
+        Err(e) => return error_page(actor, &AuthError::from(e)),
+    };
+    let action = format!("/users/{}/settings/tokens", owner.username);
+    let status = match notice {
+        TokensNotice::Error(_) => StatusCode::BAD_REQUEST,
+        _ => StatusCode::OK,
+    };
+    let body = html! {
+        h1 { "Access tokens" }
+        p.muted { "Send a token as " code { "Authorization: token …" } " or set "
+            code { "SRC_ACCESS_TOKEN" } " for " code { "quarry search" } "." }
+        @match &notice {
+            TokensNotice::Created(token) => div.notice role="status" {
+                p { strong { "Copy this token now: it will not be shown again." } }
+                p { code #new-token { (token) } }
+            },
+            TokensNotice::Error(message) => p.error role="alert" { (message) },
+            TokensNotice::None => {},
+        }
+        h2 { "New token" }
+        form method="post" action=(action) {
+            (csrf_field(actor))
+            label for="note" { "What is it for?" }
+            input #note type="text" name="note" required maxlength="1000";
+            @if owner.site_admin {
+                label { input type="checkbox" name="sudo" value="on"; " also " code { (SCOPE_SITE_ADMIN_SUDO) } }
+            }
+            button type="submit" { "Create token" }
+        }
+        h2 { "Tokens" }
+        @if tokens.is_empty() {
+            p.muted { "No tokens yet." }
+        } @else {
+            table {
+                thead { tr { th { "Note" } th { "Scopes" } th { "Created" } th { "Last used" } th {} } }
+                tbody {
+                    @for token in &tokens {
+                        tr {
+                            td { (token.note) }
+                            td { (token.scopes.join(", ")) }
+                            td { (rfc3339(token.created_at)) }
+                            td { (token.last_used_at.map_or_else(|| "never".to_string(), rfc3339)) }
+                            td {
+                                form method="post" action={ (action) "/" (token.id) "/delete" } {
+                                    (csrf_field(actor))
+                                    button type="submit" aria-label={ "Revoke " (token.note) } { "Revoke" }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    render(status, page("Access tokens", actor, body))
+}
+
+/// `GET /users/<name>/settings/tokens`.
+pub async fn tokens(
+    State(state): State<AppState>,
+    Path(username): Path<String>,
+    request: Request,
+) -> Response {
+    let actor = actor(&request);
+    if actor.user.is_none() {
+        return sign_in_first(&request);
+    }
+    match settings_owner(&state, &actor, &username).await {
+        Ok(owner) => tokens_page(&state, &actor, &owner, TokensNotice::None).await,
+        Err(e) => error_page(&actor, &e),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct NewTokenFields {
+    note: String,
+    sudo: Option<String>,
+}
+
+/// `POST /users/<name>/settings/tokens`: creates a token and shows it once.
+pub async fn create_token(
+    State(state): State<AppState>,
+    Path(username): Path<String>,
+    request: Request,
+) -> Response {
+    let actor = actor(&request);
+    let fields: NewTokenFields = match crate::sign_in::read_json(request).await {
+        Ok(fields) => fields,
+        Err(response) => return response,
+    };
+    let owner = match settings_owner(&state, &actor, &username).await {
+        Ok(owner) => owner,
+        Err(e) => return error_page(&actor, &e),
+    };
+    let mut scopes = vec![SCOPE_USER_ALL.to_string()];
+    if fields.sudo.is_some() {
+        scopes.push(SCOPE_SITE_ADMIN_SUDO.to_string());
+    }
+    let notice = match state
+        .accounts
+        .create_access_token(&actor, owner.id, &scopes, &fields.note)
+        .await
+    {
+        Ok((_, token)) => TokensNotice::Created(token),
+        Err(e) => TokensNotice::Error(e.to_string()),
+    };
+    tokens_page(&state, &actor, &owner, notice).await
+}
+
+/// `POST /users/<name>/settings/tokens/<id>/delete`: revokes a token.
+pub async fn delete_token(
+    State(state): State<AppState>,
+    Path((username, token_id)): Path<(String, i64)>,
+    request: Request,
+) -> Response {
+    let actor = actor(&request);
+    let owner = match settings_owner(&state, &actor, &username).await {
+        Ok(owner) => owner,
+        Err(e) => return error_page(&actor, &e),
+    };
+    let owned = state
+        .store
+        .access_token_by_id(token_id)
+        .await
+        .map(|t| t.is_some_and(|t| t.user_id == owner.id));
+    match owned {
+        Ok(true) => {}
+        Ok(false) => return error_page(&actor, &AuthError::NotFound("access token".into())),
+        Err(e) => return error_page(&actor, &AuthError::from(e)),
+    }
+    match state.accounts.delete_access_token(&actor, token_id).await {
+        Ok(()) => {
+            Redirect::to(&format!("/users/{}/settings/tokens", owner.username)).into_response()
+        }
+        Err(e) => error_page(&actor, &e),
+    }
+}
