@@ -2,7 +2,8 @@
 //!
 //! Owns: the GraphQL API (`/.api/graphql`), the search stream (`/.api/search/stream`), health
 //! (`/-/healthz`, `/-/readyz`), Prometheus metrics (`/metrics`), the sign-in routes (`/-/sign-in`,
-//! `/-/sign-up`, `/-/site-init`, ...), and the read-only git smart HTTP route
+//! `/-/sign-up`, `/-/site-init`, ...), the account pages (`/sign-in`, `/sign-up`,
+//! `/password-reset`, `/users/<name>/settings/tokens`), and the read-only git smart HTTP route
 //! (`/.internal/git/<repo>/...`).
 //!
 //! Invariants: handlers reach storage and git only through the store, the accounts service and
