@@ -505,6 +505,9 @@ pub async fn create_token(
     request: Request,
 ) -> Response {
     let actor = actor(&request);
+    if actor.user.is_none() {
+        return sign_in_first(&request);
+    }
     let fields: NewTokenFields = match crate::sign_in::read_json(request).await {
         Ok(fields) => fields,
         Err(response) => return response,
@@ -535,6 +538,9 @@ pub async fn delete_token(
     request: Request,
 ) -> Response {
     let actor = actor(&request);
+    if actor.user.is_none() {
+        return sign_in_first(&request);
+    }
     let owner = match settings_owner(&state, &actor, &username).await {
         Ok(owner) => owner,
         Err(e) => return error_page(&actor, &e),

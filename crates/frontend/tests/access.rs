@@ -45,6 +45,21 @@ async fn call(
     path: &str,
     body: &str,
 ) -> (StatusCode, String) {
+    let response = respond(state, caller, method, path, body).await;
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    (status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+async fn respond(
+    state: &AppState,
+    caller: Caller<'_>,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> axum::response::Response {
     let mut request = Request::builder()
         .method(method)
         .uri(path)
@@ -62,12 +77,7 @@ async fn call(
     let mut request = request.body(Body::from(body.to_string())).unwrap();
     let peer: SocketAddr = "10.1.2.3:4000".parse().unwrap();
     request.extensions_mut().insert(ConnectInfo(peer));
-    let response = router(state.clone()).oneshot(request).await.unwrap();
-    let status = response.status();
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
-        .await
-        .unwrap();
-    (status, String::from_utf8_lossy(&bytes).into_owned())
+    router(state.clone()).oneshot(request).await.unwrap()
 }
 
 const GRAPHQL_SITE: &str = r#"{"query": "{ site { configuration { id } } }"}"#;
@@ -125,6 +135,19 @@ async fn every_route_checks_who_is_calling() {
             ("GET", git, "", 401, 404, 404),
             ("GET", "/metrics", "", 401, 403, 200),
             ("GET", "/-/session", "", 401, 200, 200),
+            ("POST", "/-/sign-in", r#"{"email":"root","password":"not the password"}"#, 401, 401, 401),
+            ("POST", "/-/sign-up", r#"{"username":"-bad","email":"b@example.com","password":"a long enough password"}"#, 400, 400, 400),
+            ("POST", "/-/reset-password", r#"{"token":"unknown","password":"a long enough password"}"#, 400, 400, 400),
+            ("GET", "/-/sign-in/link?token=unknown", "", 400, 400, 400),
+            ("POST", "/-/sign-out", "", 200, 200, 200),
+            ("GET", "/sign-up", "", 200, 200, 200),
+            ("POST", "/sign-in", r#"{"email":"ghost","password":"not the password"}"#, 401, 401, 401),
+            ("GET", "/password-reset?token=unknown", "", 200, 200, 200),
+            ("POST", "/password-reset", r#"{"token":"unknown","password":"a long enough password"}"#, 400, 400, 400),
+            ("POST", "/sign-out", "", 303, 303, 303),
+            ("POST", "/users/dev/settings/tokens", r#"{"note":"matrix"}"#, 303, 200, 200),
+            ("POST", "/users/root/settings/tokens", r#"{"note":"matrix"}"#, 303, 404, 200),
+            ("POST", "/users/root/settings/tokens/99999/delete", "", 303, 404, 404),
             ("GET", "/", "", 303, 200, 200),
             ("GET", "/sign-in", "", 200, 200, 200),
             ("GET", "/users/root/settings/tokens", "", 303, 404, 200),
@@ -255,6 +278,21 @@ async fn every_route_checks_who_is_calling() {
         )
         .await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+        // Session cookies are Secure when users reach the instance over https.
+        let sign_in = r#"{"email":"dev","password":"a long enough password"}"#;
+        let plain = respond(&state, Caller::Nobody, "POST", "/-/sign-in", sign_in).await;
+        let cookie = plain.headers()["set-cookie"].to_str().unwrap().to_string();
+        assert!(cookie.contains("HttpOnly") && !cookie.contains("Secure"), "{cookie}");
+        let current = state.site.current().await.unwrap();
+        state
+            .site
+            .update(current.id, r#"{"externalURL": "https://quarry.example.com"}"#)
+            .await
+            .unwrap();
+        let secure = respond(&state, Caller::Nobody, "POST", "/-/sign-in", sign_in).await;
+        let cookie = secure.headers()["set-cookie"].to_str().unwrap().to_string();
+        assert!(cookie.contains("; Secure"), "{cookie}");
     })
     .await;
 }
@@ -286,6 +324,50 @@ async fn anonymous_search_is_allowed_only_with_auth_public() {
         assert!(text.contains("UNAUTHENTICATED"), "{text}");
         let (status, _) = call(&state, Caller::Nobody, "GET", "/metrics", "").await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn sessions_end_at_their_absolute_expiry_however_active() {
+    with_each_store(|store| async move {
+        let dir = tempfile::tempdir().unwrap();
+        let state = state(store, dir.path()).await;
+        let nobody = Actor::anonymous(None);
+        let user = state
+            .accounts
+            .site_init(form("root"), &nobody)
+            .await
+            .unwrap();
+        let current = state.site.current().await.unwrap();
+        state
+            .site
+            .update(current.id, r#"{"auth.sessionExpiry": "2s"}"#)
+            .await
+            .unwrap();
+        let (cookie, _) = state.accounts.start_session(&user).await.unwrap();
+        let started = std::time::Instant::now();
+        loop {
+            // Every request keeps the session active; only its age can end it.
+            let (status, _) = call(
+                &state,
+                Caller::Cookie(&cookie, None),
+                "GET",
+                "/-/session",
+                "",
+            )
+            .await;
+            if status == StatusCode::UNAUTHORIZED {
+                break;
+            }
+            assert_eq!(status, StatusCode::OK);
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(60),
+                "the session outlived its expiry"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        assert!(started.elapsed() >= std::time::Duration::from_secs(1));
     })
     .await;
 }
