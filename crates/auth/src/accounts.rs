@@ -129,14 +129,17 @@ impl Accounts {
         self.register(form, true, "site.initialized", caller).await
     }
 
-    /// Self-service sign-up, when the builtin provider allows it.
-    pub async fn sign_up(&self, form: AccountForm, caller: &Actor) -> Result<User, AuthError> {
-        let allowed = self
-            .config
+    /// Whether the builtin provider lets people create their own accounts.
+    pub fn signup_allowed(&self) -> bool {
+        self.config
             .current()
             .builtin_auth()
-            .is_some_and(|b| b.allow_signup);
-        if !allowed {
+            .is_some_and(|b| b.allow_signup)
+    }
+
+    /// Self-service sign-up, when the builtin provider allows it.
+    pub async fn sign_up(&self, form: AccountForm, caller: &Actor) -> Result<User, AuthError> {
+        if !self.signup_allowed() {
             return Err(AuthError::SignupDisabled);
         }
         self.register(form, false, "user.signed_up", caller).await

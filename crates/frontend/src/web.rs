@@ -126,16 +126,32 @@ fn sign_in_first(request: &Request) -> Response {
     Redirect::to(&format!("/sign-in?{query}")).into_response()
 }
 
-/// A redirect that also starts the browser's session.
-fn signed_in_redirect(cookie: String, to: &str) -> Response {
-    (
-        StatusCode::SEE_OTHER,
-        [
-            (header::SET_COOKIE, cookie),
-            (header::LOCATION, to.to_string()),
-        ],
-    )
-        .into_response()
+/// After a form that signs someone in: the session and a redirect on success, else the form
+/// again with the error, under the status the error calls for.
+async fn signed_in_or_form(
+    state: &AppState,
+    outcome: Result<User, AuthError>,
+    to: &str,
+    form_again: impl FnOnce(&str) -> Markup,
+) -> Response {
+    let user = match outcome {
+        Ok(user) => user,
+        Err(e) => {
+            let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
+            return render(status, form_again(&e.to_string()));
+        }
+    };
+    match start_session(state, &user).await {
+        Ok((cookie, _)) => (
+            StatusCode::SEE_OTHER,
+            [
+                (header::SET_COOKIE, cookie),
+                (header::LOCATION, to.to_string()),
+            ],
+        )
+            .into_response(),
+        Err(response) => response,
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -194,15 +210,6 @@ fn sign_in_form(actor: &Actor, return_to: &str, error: Option<&str>, allow_signu
     )
 }
 
-fn signup_allowed(state: &AppState) -> bool {
-    state
-        .site
-        .live()
-        .current()
-        .builtin_auth()
-        .is_some_and(|b| b.allow_signup)
-}
-
 /// `GET /sign-in`.
 pub async fn sign_in_page(
     State(state): State<AppState>,
@@ -210,7 +217,12 @@ pub async fn sign_in_page(
     request: Request,
 ) -> Response {
     let return_to = local_path(params.return_to.as_deref());
-    let form = sign_in_form(&actor(&request), return_to, None, signup_allowed(&state));
+    let form = sign_in_form(
+        &actor(&request),
+        return_to,
+        None,
+        state.accounts.signup_allowed(),
+    );
     render(StatusCode::OK, form)
 }
 
@@ -229,27 +241,19 @@ pub async fn sign_in_submit(State(state): State<AppState>, request: Request) -> 
         Err(response) => return response,
     };
     let return_to = local_path(fields.return_to.as_deref());
-    let user = match state
+    let outcome = state
         .accounts
         .sign_in(&fields.email, &fields.password, &actor)
-        .await
-    {
-        Ok(user) => user,
-        Err(e) => {
-            let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::UNAUTHORIZED);
-            let form = sign_in_form(
-                &actor,
-                return_to,
-                Some(&e.to_string()),
-                signup_allowed(&state),
-            );
-            return render(status, form);
-        }
-    };
-    match start_session(&state, &user).await {
-        Ok((cookie, _)) => signed_in_redirect(cookie, return_to),
-        Err(response) => response,
-    }
+        .await;
+    signed_in_or_form(&state, outcome, return_to, |error| {
+        sign_in_form(
+            &actor,
+            return_to,
+            Some(error),
+            state.accounts.signup_allowed(),
+        )
+    })
+    .await
 }
 
 fn sign_up_form(actor: &Actor, error: Option<&str>) -> Markup {
@@ -276,7 +280,7 @@ fn sign_up_form(actor: &Actor, error: Option<&str>) -> Markup {
 /// `GET /sign-up`: the form, or why there is none.
 pub async fn sign_up_page(State(state): State<AppState>, request: Request) -> Response {
     let actor = actor(&request);
-    if !signup_allowed(&state) {
+    if !state.accounts.signup_allowed() {
         return error_page(&actor, &AuthError::SignupDisabled);
     }
     render(StatusCode::OK, sign_up_form(&actor, None))
@@ -300,17 +304,11 @@ pub async fn sign_up_submit(State(state): State<AppState>, request: Request) -> 
         email: Some(fields.email),
         password: Some(fields.password),
     };
-    let user = match state.accounts.sign_up(form, &actor).await {
-        Ok(user) => user,
-        Err(e) => {
-            let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
-            return render(status, sign_up_form(&actor, Some(&e.to_string())));
-        }
-    };
-    match start_session(&state, &user).await {
-        Ok((cookie, _)) => signed_in_redirect(cookie, "/"),
-        Err(response) => response,
-    }
+    let outcome = state.accounts.sign_up(form, &actor).await;
+    signed_in_or_form(&state, outcome, "/", |error| {
+        sign_up_form(&actor, Some(error))
+    })
+    .await
 }
 
 /// `POST /sign-out`: ends the session and goes to the sign-in page.
@@ -373,22 +371,14 @@ pub async fn password_reset_submit(State(state): State<AppState>, request: Reque
         Ok(read) => read,
         Err(response) => return response,
     };
-    let user = match state
+    let outcome = state
         .accounts
         .reset_password(&fields.token, &fields.password, &actor)
-        .await
-    {
-        Ok(user) => user,
-        Err(e) => {
-            let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
-            let form = password_reset_form(&actor, &fields.token, Some(&e.to_string()));
-            return render(status, form);
-        }
-    };
-    match start_session(&state, &user).await {
-        Ok((cookie, _)) => signed_in_redirect(cookie, "/"),
-        Err(response) => response,
-    }
+        .await;
+    signed_in_or_form(&state, outcome, "/", |error| {
+        password_reset_form(&actor, &fields.token, Some(error))
+    })
+    .await
 }
 
 /// The user whose settings a page shows, if the caller may see them (themself or a site admin;
