@@ -182,8 +182,9 @@ pub async fn home(State(state): State<AppState>, request: Request) -> Response {
             html! {
                 h1 { "Quarry" }
                 p { "Signed in as " strong { (user.username) } @if user.site_admin { " (site admin)" } "." }
-                p { (repositories) " repositories are searchable through "
-                    code { "/.api/search/stream" } " and " code { "quarry search" } "." }
+                p { (repositories) @if repositories == 1 { " repository is" } @else { " repositories are" }
+                    " searchable through " code { "/.api/search/stream" } " and "
+                    code { "quarry search" } "." }
                 p { a href={ "/users/" (user.username) "/settings/tokens" } { "Access tokens" } }
             },
         ),
