@@ -59,14 +59,20 @@ fn corpus(root: &std::path::Path) {
         .unwrap();
 }
 
+/// Serves the corpus on a database; the directory lives as long as the instance needs it.
+async fn serve_corpus(database: &Database, env: &[(&str, &str)]) -> (tempfile::TempDir, Instance) {
+    let work = tempfile::tempdir().unwrap();
+    corpus(&work.path().join("code"));
+    let mut args = vec![work.path().join("code").display().to_string()];
+    args.extend(database.args());
+    let instance = Instance::serve(&work.path().join("data"), &args, env).await;
+    (work, instance)
+}
+
 #[tokio::test]
 async fn restricted_repositories_are_invisible_to_users_without_permission() {
     for database in Database::all().await {
-        let work = tempfile::tempdir().unwrap();
-        corpus(&work.path().join("code"));
-        let mut args = vec![work.path().join("code").display().to_string()];
-        args.extend(database.args());
-        let instance = Instance::serve(&work.path().join("data"), &args, &[]).await;
+        let (_work, instance) = serve_corpus(&database, &[]).await;
         let repos = instance.wait_settled(2).await;
         let secret_id = common::repo(&repos, "secret-plans")["id"].clone();
         let (_, eve_token) = sign_up(&instance, "eve").await;
@@ -235,12 +241,7 @@ async fn restricted_repositories_are_invisible_to_users_without_permission() {
 #[tokio::test]
 async fn accounts_tokens_and_users_admin_work_and_leave_an_audit_trail_without_secrets() {
     for database in Database::all().await {
-        let work = tempfile::tempdir().unwrap();
-        corpus(&work.path().join("code"));
-        let mut args = vec![work.path().join("code").display().to_string()];
-        args.extend(database.args());
-        let instance =
-            Instance::serve(&work.path().join("data"), &args, &[("QUARRY_LOG", "debug")]).await;
+        let (_work, instance) = serve_corpus(&database, &[("QUARRY_LOG", "debug")]).await;
         let admin = instance.client();
         let anonymous = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -597,11 +598,7 @@ fn attribute_after(page: &str, marker: &str, attribute: &str) -> Option<String> 
 #[tokio::test]
 async fn the_web_app_signs_in_and_manages_tokens_without_javascript() {
     for database in Database::all().await {
-        let work = tempfile::tempdir().unwrap();
-        corpus(&work.path().join("code"));
-        let mut args = vec![work.path().join("code").display().to_string()];
-        args.extend(database.args());
-        let instance = Instance::serve(&work.path().join("data"), &args, &[]).await;
+        let (_work, instance) = serve_corpus(&database, &[]).await;
         let browser = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
