@@ -473,6 +473,20 @@ impl HttpGitClient {
     }
 }
 
+/// A listener whose connections send small writes at once. Answers go out in pieces (server-sent
+/// events, chunked bodies); with Nagle's algorithm on, a kept-alive connection waited for the
+/// peer's delayed acknowledgement, 40 ms per answer.
+pub fn without_nagle(
+    listener: tokio::net::TcpListener,
+) -> axum::serve::TapIo<tokio::net::TcpListener, fn(&mut tokio::net::TcpStream)> {
+    fn no_delay(stream: &mut tokio::net::TcpStream) {
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot turn off Nagle's algorithm on a connection");
+        }
+    }
+    axum::serve::ListenerExt::tap_io(listener, no_delay as fn(&mut tokio::net::TcpStream))
+}
+
 /// Serves a standalone gitserver until `shutdown` completes; requests in flight then finish.
 pub async fn serve(
     listener: tokio::net::TcpListener,
@@ -480,7 +494,7 @@ pub async fn serve(
     secret: Option<String>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(git, secret))
+    axum::serve(without_nagle(listener), router(git, secret))
         .with_graceful_shutdown(shutdown)
         .await
 }

@@ -98,7 +98,10 @@ pub async fn serve(
     secret: Option<String>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(searcher, secret))
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        quarry_gitserver::http::without_nagle(listener),
+        router(searcher, secret),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
