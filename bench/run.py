@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 
@@ -75,6 +76,27 @@ def load_queries(path):
     return queries
 
 
+def admin_token(binary, url, data_dir):
+    """Initialises the instance's site admin (once per data directory) and returns a new access
+    token of it, as a deployment script would."""
+    account = {"username": "bench", "email": "bench@quarry.invalid", "password": "benchmark-password"}
+    request = urllib.request.Request(
+        url + "/-/site-init",
+        data=json.dumps(account).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        urllib.request.urlopen(request, timeout=30).read()
+    except urllib.error.HTTPError as e:
+        if e.code != 409:  # already initialised by an earlier start
+            raise
+    created = subprocess.run(
+        [binary, "admin", "token", "create", "--user", "bench", "--data-dir", data_dir],
+        capture_output=True, text=True, check=True,
+    )
+    return created.stdout.strip()
+
+
 class Quarry:
     def __init__(self, binary, data_dir, repos, restarted=False):
         self.restarted = restarted
@@ -92,21 +114,27 @@ class Quarry:
         while True:
             try:
                 urllib.request.urlopen(self.url + "/-/healthz", timeout=2).read()
-                return
+                break
             except OSError:
                 if time.time() > deadline or self.process.poll() is not None:
                     raise SystemExit(f"quarry did not start; see {self.log_path}")
                 time.sleep(0.05)
+        self.token = admin_token(binary, self.url, data_dir)
+
+    def open(self, query):
+        """The stream API's answer to a query, as the site admin."""
+        url = self.url + "/.api/search/stream?" + urllib.parse.urlencode({"q": query})
+        request = urllib.request.Request(url, headers={"Authorization": f"token {self.token}"})
+        return urllib.request.urlopen(request, timeout=120)
 
     def search(self, query):
         """Runs a search; returns (seconds to done, seconds to first match, matched lines)."""
         started = time.perf_counter()
-        url = self.url + "/.api/search/stream?" + urllib.parse.urlencode({"q": query})
         first = None
         lines = 0
         event = None
         # Counted, not decoded: the client should cost as little as rg's pipe does.
-        with urllib.request.urlopen(url, timeout=120) as response:
+        with self.open(query) as response:
             for raw in response:
                 if raw.startswith(b"event: "):
                     event = raw[7:].strip()
@@ -129,8 +157,7 @@ class Quarry:
                     indexed.add(json.loads(line).get("repo"))
         if len(indexed) < repositories and not self.restarted:
             return False
-        url = self.url + "/.api/search/stream?" + urllib.parse.urlencode({"q": "count:1 quarrybenchready"})
-        with urllib.request.urlopen(url, timeout=120) as response:
+        with self.open("count:1 quarrybenchready") as response:
             progress = None
             event = None
             for raw in response:
