@@ -1,22 +1,29 @@
 //! The frontend: Quarry's HTTP surface.
 //!
-//! Owns: the GraphQL API (`/.api/graphql`), the search stream (`/.api/search/stream`), health
-//! (`/-/healthz`, `/-/readyz`), Prometheus metrics (`/metrics`), the sign-in routes (`/-/sign-in`,
-//! `/-/sign-up`, `/-/site-init`, ...), the account pages (`/sign-in`, `/sign-up`,
-//! `/password-reset`, `/users/<name>/settings/tokens`), and the read-only git smart HTTP route
-//! (`/.internal/git/<repo>/...`).
+//! Owns: the GraphQL API (`/.api/graphql`), the search stream (`/.api/search/stream`), the
+//! highlighting endpoint (`/.api/highlight`), health (`/-/healthz`, `/-/readyz`), Prometheus
+//! metrics (`/metrics`), the sign-in routes (`/-/sign-in`, `/-/sign-up`, `/-/site-init`, ...), the
+//! web app (`web`: account pages, `/search`, code browsing at `/<repo>/...`, `/site-admin/...`,
+//! and its assets under `/.assets/`), the executor API (`/.executors/...`), and the read-only git
+//! smart HTTP route (`/.internal/git/<repo>/...`).
 //!
 //! Invariants: handlers reach storage and git only through the store, the accounts service and
-//! the `GitService` trait, never the disk; every request is identified before any handler runs;
-//! only the health checks and the sign-in routes answer anonymous callers (plus read-only search
-//! when `auth.public` is on); a repository a caller may not see is absent from every answer
-//! (listings, counts, search, git); the git route serves only repositories the instance knows.
+//! the `GitService` trait, never the disk; every request is identified before any handler runs
+//! (executor routes by the executors' shared secret instead); only the health checks, the assets
+//! and the sign-in routes answer anonymous callers (plus read-only search and code pages when
+//! `auth.public` is on); a repository a caller may not see is absent from every answer
+//! (listings, counts, search, pages, git); the git route serves only repositories the instance
+//! knows.
 
 mod access;
+mod executors;
 mod git_route;
 pub mod graphql;
 mod health;
+mod highlight;
+mod markdown;
 mod metrics;
+mod operations;
 mod search_stream;
 mod sign_in;
 mod state;
@@ -35,8 +42,9 @@ pub use state::AppState;
 /// The largest GraphQL request body accepted.
 const MAX_GRAPHQL_BODY: usize = 4 * 1024 * 1024;
 
-/// The largest sign-in, sign-up or password form accepted.
-const MAX_ACCOUNT_FORM: usize = 16 * 1024;
+/// The largest highlighting request accepted (the highlighter's own limit is lower, and larger
+/// files come back as plain text).
+const MAX_HIGHLIGHT_BODY: usize = 8 * 1024 * 1024;
 
 /// All routes of the frontend.
 pub fn router(state: AppState) -> Router {
@@ -54,6 +62,10 @@ pub fn router(state: AppState) -> Router {
             quarry_gitserver::smart_http::MAX_UPLOAD_PACK_REQUEST,
         ))
         .route("/.api/search/stream", get(search_stream::stream))
+        .route(
+            "/.api/highlight",
+            post(highlight::highlight).layer(DefaultBodyLimit::max(MAX_HIGHLIGHT_BODY)),
+        )
         .with_state(state.clone())
         .merge(graphql)
         .layer(middleware::from_fn_with_state(
@@ -86,16 +98,43 @@ pub fn router(state: AppState) -> Router {
             "/users/{username}/settings/tokens/{id}/delete",
             post(web::delete_token),
         )
+        .route("/search", get(web::search_page))
+        .route("/site-admin", get(web::admin_index))
+        .route("/site-admin/repositories", get(web::admin_repositories))
+        .route(
+            "/site-admin/repositories/{id}/fetch",
+            post(web::admin_fetch_repository),
+        )
+        .route(
+            "/site-admin/external-services",
+            get(web::admin_external_services),
+        )
+        .route(
+            "/site-admin/external-services/{id}",
+            get(web::admin_external_service).post(web::admin_external_service_save),
+        )
+        .route(
+            "/site-admin/external-services/{id}/delete",
+            post(web::admin_external_service_delete),
+        )
+        .route(
+            "/site-admin/configuration",
+            get(web::admin_configuration).post(web::admin_configuration_save),
+        )
+        .route("/site-admin/executors", get(web::admin_executors))
         .route("/-/sign-out", post(sign_in::sign_out))
         .route("/-/session", get(sign_in::current_session))
-        .layer(DefaultBodyLimit::max(MAX_ACCOUNT_FORM));
+        .layer(DefaultBodyLimit::max(access::MAX_FORM));
     Router::new()
         .route("/-/healthz", get(health::healthz))
         .route("/-/readyz", get(health::readyz))
+        .route("/.assets/{name}", get(web::asset))
         .merge(accounts)
         .with_state(state.clone())
         .merge(readable)
         .merge(admin)
+        .merge(executors::router(state.clone()))
+        .fallback_service(get(web::repository_page).with_state(state.clone()))
         .layer(middleware::from_fn_with_state(state, access::identify))
         .layer(middleware::from_fn(metrics::observe_requests))
 }

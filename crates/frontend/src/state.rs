@@ -5,6 +5,7 @@ use std::sync::Arc;
 use quarry_auth::Accounts;
 use quarry_config::SiteConfigManager;
 use quarry_gitserver::GitService;
+use quarry_highlight::Highlighter;
 use quarry_repos::RepoUpdater;
 use quarry_search::Searcher;
 use quarry_store::Store;
@@ -17,4 +18,6 @@ pub struct AppState {
     pub updater: Arc<RepoUpdater>,
     pub searcher: Searcher,
     pub accounts: Accounts,
+    /// Grammars are loaded once and shared.
+    pub highlighter: Arc<Highlighter>,
 }

@@ -27,6 +27,7 @@ async fn state(store: Store, dir: &std::path::Path) -> AppState {
         git,
         site,
         updater,
+        highlighter: Arc::new(quarry_highlight::Highlighter::default()),
     }
 }
 

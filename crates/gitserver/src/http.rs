@@ -19,7 +19,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::secret::{require_internal_secret, service_url};
-use crate::service::{Commit, SyncResult, TreeEntry};
+use crate::service::{Commit, GitRef, SyncResult, TreeEntry};
 use crate::{ByteStream, GitError, GitService, LocalGitService, smart_http};
 
 #[derive(Serialize, Deserialize)]
@@ -155,6 +155,7 @@ async fn operation(
                 let r: RevRequest = parse(&body)?;
                 json_result(git.commit(&r.repo, &r.rev).await)
             }
+            "refs" => json_result(git.list_refs(&parse::<RepoRequest>(&body)?.repo).await),
             "log" => {
                 let r: RevRequest = parse(&body)?;
                 json_result(git.commit_log(&r.repo, &r.rev, r.limit).await)
@@ -337,6 +338,13 @@ impl GitService for HttpGitClient {
     async fn commit(&self, repo: &str, rev_: &str) -> Result<Commit, GitError> {
         self.call("commit", &rev(repo, rev_, 0), CLIENT_TIMEOUT)
             .await
+    }
+
+    async fn list_refs(&self, repo: &str) -> Result<Vec<GitRef>, GitError> {
+        let request = RepoRequest {
+            repo: repo.to_string(),
+        };
+        self.call("refs", &request, CLIENT_TIMEOUT).await
     }
 
     async fn commit_log(

@@ -15,7 +15,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::command::Git;
 use crate::service::{
-    Commit, EntryKind, GitService, Signature, SyncResult, TreeEntry, validate_git_protocol,
+    Commit, EntryKind, GitRef, GitService, Signature, SyncResult, TreeEntry, validate_git_protocol,
     validate_oid, validate_path, validate_revision,
 };
 use crate::{ByteStream, GitError, validate_repo_name};
@@ -375,6 +375,23 @@ impl GitService for LocalGitService {
         })
     }
 
+    async fn list_refs(&self, repo: &str) -> Result<Vec<GitRef>, GitError> {
+        let path = self.cloned_path(repo).await?;
+        let out = Self::git(
+            &path,
+            &[
+                "for-each-ref",
+                "--format=%(refname)%00%(objectname)%00%(*objectname)",
+                "refs/heads",
+                "refs/tags",
+            ],
+            OPERATION_TIMEOUT,
+        )
+        .run()
+        .await?;
+        Ok(parse_refs(&out.stdout))
+    }
+
     async fn commit_log(
         &self,
         repo: &str,
@@ -561,4 +578,24 @@ impl GitService for LocalGitService {
         tokio::fs::metadata(self.root.join(".tmp")).await?;
         Ok(())
     }
+}
+
+/// Reads `for-each-ref` lines of `name NUL object NUL peeled-object`: branches first, then tags,
+/// each sorted by name (git's order).
+fn parse_refs(out: &[u8]) -> Vec<GitRef> {
+    let mut refs: Vec<GitRef> = String::from_utf8_lossy(out)
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split('\0');
+            let name = fields.next()?;
+            let object = fields.next()?;
+            let peeled = fields.next().filter(|p| !p.is_empty());
+            Some(GitRef {
+                name: name.to_string(),
+                commit: peeled.unwrap_or(object).to_string(),
+            })
+        })
+        .collect();
+    refs.sort_by_key(|r| r.is_tag());
+    refs
 }

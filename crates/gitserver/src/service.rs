@@ -56,6 +56,29 @@ pub struct TreeEntry {
     pub size: Option<u64>,
 }
 
+/// A branch or tag.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GitRef {
+    /// The full name, such as `refs/heads/main` or `refs/tags/v1.0`.
+    pub name: String,
+    /// The commit it points to (an annotated tag is peeled to its commit).
+    pub commit: String,
+}
+
+impl GitRef {
+    /// The name without `refs/heads/` or `refs/tags/`.
+    pub fn short_name(&self) -> &str {
+        self.name
+            .strip_prefix("refs/heads/")
+            .or_else(|| self.name.strip_prefix("refs/tags/"))
+            .unwrap_or(&self.name)
+    }
+
+    pub fn is_tag(&self) -> bool {
+        self.name.starts_with("refs/tags/")
+    }
+}
+
 /// Git operations on mirrors. Revisions given to `resolve_revision`, `commit` and `commit_log` may
 /// be any git revision; the other operations take a full commit id (resolve first), so that a
 /// result names exactly what was read.
@@ -78,6 +101,9 @@ pub trait GitService: Send + Sync + 'static {
     async fn resolve_revision(&self, repo: &str, rev: &str) -> Result<String, GitError>;
 
     async fn commit(&self, repo: &str, rev: &str) -> Result<Commit, GitError>;
+
+    /// The branches and tags, branches first, each sorted by name.
+    async fn list_refs(&self, repo: &str) -> Result<Vec<GitRef>, GitError>;
 
     /// The newest `limit` commits reachable from `rev`.
     async fn commit_log(

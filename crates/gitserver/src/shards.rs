@@ -6,7 +6,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use crate::service::{Commit, SyncResult, TreeEntry};
+use crate::service::{Commit, GitRef, SyncResult, TreeEntry};
 use crate::{ByteStream, GitError, GitService};
 
 /// The shard (an index into `shards`) that owns a repository.
@@ -88,6 +88,10 @@ impl GitService for ShardedGitService {
 
     async fn commit(&self, repo: &str, rev: &str) -> Result<Commit, GitError> {
         self.owner(repo).commit(repo, rev).await
+    }
+
+    async fn list_refs(&self, repo: &str) -> Result<Vec<GitRef>, GitError> {
+        self.owner(repo).list_refs(repo).await
     }
 
     async fn commit_log(

@@ -132,6 +132,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         site,
         updater,
         accounts,
+        highlighter: Arc::new(quarry_highlight::Highlighter::default()),
     };
     let served = quarry_frontend::serve(listener, state, shutdown.clone()).await;
     background.cancel();

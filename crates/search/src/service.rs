@@ -57,6 +57,32 @@ impl SearchOptions {
     }
 }
 
+/// Where a repository's index stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IndexState {
+    /// Indexed at the head commit.
+    Current,
+    /// Indexed at an older commit (searched from git until the index catches up).
+    Outdated,
+    NotIndexed,
+    /// Indexes live on index servers, which this process does not see.
+    OnIndexServers,
+    /// Indexed search is off.
+    Disabled,
+}
+
+impl IndexState {
+    pub fn label(self) -> &'static str {
+        match self {
+            IndexState::Current => "indexed",
+            IndexState::Outdated => "index outdated",
+            IndexState::NotIndexed => "not indexed",
+            IndexState::OnIndexServers => "on index servers",
+            IndexState::Disabled => "indexing disabled",
+        }
+    }
+}
+
 /// Runs searches. Cheap to clone; clones share the bound on concurrent repository scans.
 #[derive(Clone)]
 pub struct Searcher {
@@ -161,6 +187,23 @@ impl Searcher {
     pub fn fanning_out(mut self, shards: Vec<RemoteShard>) -> Self {
         self.remote = Some(Arc::new(shards));
         self
+    }
+
+    /// How a repository's index stands, as far as this process knows.
+    pub fn index_state(&self, repo_id: i64, head: Option<&str>) -> IndexState {
+        if self.remote.is_some() {
+            return IndexState::OnIndexServers;
+        }
+        match &self.index {
+            Some((catalog, config)) if config.current().search_index_enabled() => {
+                match catalog.get(repo_id) {
+                    Some(index) if Some(index.commit.as_str()) == head => IndexState::Current,
+                    Some(_) => IndexState::Outdated,
+                    None => IndexState::NotIndexed,
+                }
+            }
+            _ => IndexState::Disabled,
+        }
     }
 
     /// Starts a search and returns its events. The search stops when the receiver is dropped.
@@ -637,6 +680,8 @@ struct Results {
     repositories: HashSet<i64>,
     repo_facets: BTreeMap<String, usize>,
     language_facets: BTreeMap<String, usize>,
+    /// Matches by the top directory of their path.
+    path_facets: BTreeMap<String, usize>,
     cloning: Vec<String>,
     missing: Vec<String>,
     unindexed: Vec<String>,
@@ -662,6 +707,7 @@ impl Results {
             repositories: HashSet::new(),
             repo_facets: BTreeMap::new(),
             language_facets: BTreeMap::new(),
+            path_facets: BTreeMap::new(),
             cloning: Vec::new(),
             missing: Vec::new(),
             unindexed: Vec::new(),
@@ -696,6 +742,9 @@ impl Results {
                 .language_facets
                 .entry(language.to_string())
                 .or_default() += count;
+        }
+        if let Some((directory, _)) = found.path().and_then(|p| p.split_once('/')) {
+            *self.path_facets.entry(directory.to_string()).or_default() += count;
         }
         self.batch.push((rank, found));
     }
@@ -877,35 +926,36 @@ impl Results {
         }
     }
 
+    /// The sidebar's filters: repositories, languages and top directories, the most matched
+    /// first.
     fn facets(&self) -> Vec<Facet> {
         let limit_hit = self.limit_reached();
-        let mut repos: Vec<_> = self.repo_facets.iter().collect();
-        repos.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-        let mut languages: Vec<_> = self.language_facets.iter().collect();
-        languages.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-        repos
-            .into_iter()
-            .take(MAX_FACETS)
-            .map(|(name, count)| Facet {
-                value: format!("repo:^{}$", regex::escape(name)),
-                label: name.clone(),
-                count: *count,
-                limit_hit,
-                kind: "repo".into(),
-            })
-            .chain(
-                languages
-                    .into_iter()
-                    .take(MAX_FACETS)
-                    .map(|(name, count)| Facet {
-                        value: format!("lang:{}", name.to_lowercase().replace(' ', "-")),
-                        label: (*name).to_string(),
-                        count: *count,
-                        limit_hit,
-                        kind: "lang".into(),
-                    }),
-            )
-            .collect()
+        let top = |counts: &BTreeMap<String, usize>| {
+            let mut sorted: Vec<(String, usize)> =
+                counts.iter().map(|(k, v)| (k.clone(), *v)).collect();
+            sorted.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+            sorted.truncate(MAX_FACETS);
+            sorted
+        };
+        let facet = |kind: &str, value: String, label: String, count: usize| Facet {
+            value,
+            label,
+            count,
+            limit_hit,
+            kind: kind.into(),
+        };
+        let repos = top(&self.repo_facets).into_iter().map(|(name, count)| {
+            facet("repo", format!("repo:^{}$", regex::escape(&name)), name, count)
+        });
+        let languages = top(&self.language_facets).into_iter().map(|(name, count)| {
+            let value = format!("lang:{}", name.to_lowercase().replace(' ', "-"));
+            facet("lang", value, name, count)
+        });
+        let paths = top(&self.path_facets).into_iter().map(|(directory, count)| {
+            let value = format!("file:^{}/", regex::escape(&directory));
+            facet("file", value, format!("{directory}/"), count)
+        });
+        repos.chain(languages).chain(paths).collect()
     }
 
     async fn finish(&mut self, events: &mpsc::Sender<SearchEvent>) {

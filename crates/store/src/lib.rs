@@ -12,6 +12,7 @@
 mod accounts;
 mod audit;
 mod error;
+mod executors;
 mod external_services;
 mod migrate;
 mod permissions;
@@ -29,6 +30,7 @@ use sqlx::{AnyPool, ConnectOptions};
 pub use accounts::{AccessToken, LinkPurpose, NewUser, Session, User};
 pub use audit::{AuditEntry, NewAuditEntry};
 pub use error::StoreError;
+pub use executors::{Executor, ExecutorHeartbeat};
 pub use external_services::{ExternalService, ExternalServiceKind};
 pub use permissions::{RepoPermissions, Viewer};
 pub use repos::{

@@ -1,5 +1,6 @@
 //! The GraphQL API at `/.api/graphql`, with Sourcegraph's names where one exists.
 
+mod executors;
 mod repos;
 mod search;
 mod services;
@@ -25,6 +26,7 @@ pub struct QueryRoot(
     services::ServiceQuery,
     search::SearchQuery,
     users::UserQuery,
+    executors::ExecutorQuery,
 );
 
 #[derive(MergedObject, Default)]

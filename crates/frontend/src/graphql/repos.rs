@@ -89,6 +89,47 @@ impl Repository {
         })
     }
 
+    /// Branches, sorted by name.
+    async fn branches(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 100)] first: i32,
+    ) -> async_graphql::Result<GitRefConnection> {
+        self.refs(ctx, false, first).await
+    }
+
+    /// Tags, sorted by name.
+    async fn tags(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 100)] first: i32,
+    ) -> async_graphql::Result<GitRefConnection> {
+        self.refs(ctx, true, first).await
+    }
+
+    /// The newest commits reachable from `rev` (the default branch by default).
+    async fn commits(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 20)] first: i32,
+        rev: Option<String>,
+    ) -> async_graphql::Result<Vec<GitCommit>> {
+        let state = ctx.data::<AppState>()?;
+        let rev = rev.unwrap_or_else(|| "HEAD".into());
+        let commits = state
+            .git
+            .commit_log(&self.0.name, &rev, page_size(first)? as usize)
+            .await
+            .map_err(git_error)?;
+        Ok(commits
+            .into_iter()
+            .map(|commit| GitCommit {
+                repo: self.0.name.clone(),
+                commit,
+            })
+            .collect())
+    }
+
     /// The commit a revision names, or null when there is no such revision.
     async fn commit(
         &self,
@@ -104,6 +145,39 @@ impl Repository {
             Err(GitError::RevisionNotFound { .. }) => Ok(None),
             Err(e) => Err(git_error(e)),
         }
+    }
+}
+
+impl Repository {
+    async fn refs(
+        &self,
+        ctx: &Context<'_>,
+        tags: bool,
+        first: i32,
+    ) -> async_graphql::Result<GitRefConnection> {
+        let state = ctx.data::<AppState>()?;
+        let refs: Vec<quarry_gitserver::GitRef> = state
+            .git
+            .list_refs(&self.0.name)
+            .await
+            .map_err(git_error)?
+            .into_iter()
+            .filter(|r| r.is_tag() == tags)
+            .collect();
+        let total_count = refs.len() as i64;
+        Ok(GitRefConnection {
+            nodes: refs
+                .into_iter()
+                .take(page_size(first)? as usize)
+                .map(|r| GitRef {
+                    display_name: r.short_name().to_string(),
+                    abbrev_name: r.short_name().to_string(),
+                    target: Some(GitObject { oid: r.commit }),
+                    name: r.name,
+                })
+                .collect(),
+            total_count,
+        })
     }
 }
 
@@ -293,12 +367,54 @@ pub struct TreeEntry {
 }
 
 #[derive(SimpleObject)]
+#[graphql(complex)]
 pub struct GitBlob {
     path: String,
     name: String,
     content: String,
     byte_size: i64,
     binary: bool,
+}
+
+/// A file's highlighted HTML (Sourcegraph's `HighlightedFile`).
+#[derive(SimpleObject)]
+pub struct HighlightedFile {
+    /// Whether highlighting stopped early (time or size limit); the rest is plain text.
+    aborted: bool,
+    /// A table with a row per line, in the shape of Sourcegraph's syntect_server.
+    html: String,
+    /// The grammar used, if any.
+    language: Option<String>,
+}
+
+#[async_graphql::ComplexObject]
+impl GitBlob {
+    async fn highlight(&self, ctx: &Context<'_>) -> async_graphql::Result<HighlightedFile> {
+        let state = ctx.data::<AppState>()?;
+        let highlighter = std::sync::Arc::clone(&state.highlighter);
+        let (path, content) = (self.path.clone(), self.content.clone());
+        let highlighted = tokio::task::spawn_blocking(move || highlighter.highlight(&path, &content))
+            .await
+            .map_err(|e| async_graphql::Error::new(format!("highlighting failed: {e}")))?;
+        Ok(HighlightedFile {
+            aborted: matches!(
+                highlighted.plain,
+                Some(
+                    quarry_highlight::PlainReason::TimedOut { .. }
+                        | quarry_highlight::PlainReason::TooLarge { .. }
+                        | quarry_highlight::PlainReason::GrammarError { .. }
+                )
+            ),
+            html: quarry_highlight::table_html(&highlighted.lines),
+            language: highlighted.language,
+        })
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct GitRefConnection {
+    nodes: Vec<GitRef>,
+    total_count: i64,
 }
 
 #[derive(SimpleObject)]
@@ -373,12 +489,12 @@ impl RepoMutation {
     ) -> async_graphql::Result<EmptyResponse> {
         let state = ctx.data::<AppState>()?;
         let id = decode_id("Repository", &repository)?;
-        state
-            .store
-            .request_repo_fetch(id)
+        crate::operations::fetch_repository_now(state, id)
             .await
-            .map_err(store_error)?;
-        state.updater.wake();
+            .map_err(|e| match e {
+                crate::operations::OperationError::Store(e) => store_error(e),
+                other => async_graphql::Error::new(other.to_string()),
+            })?;
         Ok(EmptyResponse::new())
     }
 }

@@ -1,13 +1,13 @@
 //! Code host connections (Sourcegraph's external services).
 
 use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
-use quarry_repos::{ConnectionConfig, RepoError};
 use quarry_store::{ExternalService as Stored, ExternalServiceKind as Kind, RepoFilter};
 
 use super::SiteAdmin;
 use super::repos::EmptyResponse;
 use super::{bad_input, decode_id, encode_id, page_size, rfc3339, store_error};
 use crate::AppState;
+use crate::operations::{self, OperationError};
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
 pub enum ExternalServiceKind {
@@ -105,47 +105,12 @@ pub struct UpdateExternalServiceInput {
     config: Option<String>,
 }
 
-/// Checks a configuration as it would be used, including that a local root can be read.
-fn validate_config(kind: Kind, config: &str) -> async_graphql::Result<ConnectionConfig> {
-    let parsed = ConnectionConfig::parse(kind, config).map_err(|e| bad_input(e.to_string()))?;
-    if let ConnectionConfig::Local(local) = &parsed {
-        match std::fs::metadata(&local.root) {
-            Ok(meta) if meta.is_dir() => {}
-            Ok(_) => {
-                return Err(bad_input(format!(
-                    "root: {} is not a directory",
-                    local.root.display()
-                )));
-            }
-            Err(e) => {
-                return Err(bad_input(format!(
-                    "root: cannot read {}: {e}",
-                    local.root.display()
-                )));
-            }
-        }
+fn operation_error(error: OperationError) -> async_graphql::Error {
+    match error {
+        OperationError::BadInput(message) => bad_input(message),
+        OperationError::Store(e) => store_error(e),
+        OperationError::Failed(message) => async_graphql::Error::new(message),
     }
-    Ok(parsed)
-}
-
-/// Syncs a connection right after it changed. Problems are recorded on the connection (and shown
-/// as `lastSyncError`); only a database failure fails the request.
-async fn sync_now(state: &AppState, id: i64) -> async_graphql::Result<Stored> {
-    let service = load(state, id).await?;
-    match state.updater.sync_connection(&service).await {
-        Ok(_) | Err(RepoError::InvalidConnection(_) | RepoError::Discovery(_)) => {}
-        Err(e) => return Err(async_graphql::Error::new(e.to_string())),
-    }
-    load(state, id).await
-}
-
-async fn load(state: &AppState, id: i64) -> async_graphql::Result<Stored> {
-    state
-        .store
-        .external_service(id)
-        .await
-        .map_err(store_error)?
-        .ok_or_else(|| super::not_found(format!("external service {id} not found")))
 }
 
 #[derive(Default)]
@@ -189,17 +154,15 @@ impl ServiceMutation {
         input: AddExternalServiceInput,
     ) -> async_graphql::Result<ExternalService> {
         let state = ctx.data::<AppState>()?;
-        if input.display_name.trim().is_empty() {
-            return Err(bad_input("displayName: must not be empty"));
-        }
-        let kind: Kind = input.kind.into();
-        let config = validate_config(kind, &input.config)?;
-        let created = state
-            .store
-            .create_external_service(kind, input.display_name.trim(), &config.to_json())
-            .await
-            .map_err(store_error)?;
-        Ok(ExternalService(sync_now(state, created.id).await?))
+        operations::add_external_service(
+            state,
+            input.kind.into(),
+            &input.display_name,
+            &input.config,
+        )
+        .await
+        .map(ExternalService)
+        .map_err(operation_error)
     }
 
     #[graphql(guard = "SiteAdmin")]
@@ -210,28 +173,15 @@ impl ServiceMutation {
     ) -> async_graphql::Result<ExternalService> {
         let state = ctx.data::<AppState>()?;
         let id = decode_id("ExternalService", &input.id)?;
-        let existing = load(state, id).await?;
-        let config = match &input.config {
-            Some(config) => Some(validate_config(existing.kind, config)?.to_json()),
-            None => None,
-        };
-        if input
-            .display_name
-            .as_deref()
-            .is_some_and(|n| n.trim().is_empty())
-        {
-            return Err(bad_input("displayName: must not be empty"));
-        }
-        state
-            .store
-            .update_external_service(
-                id,
-                input.display_name.as_deref().map(str::trim),
-                config.as_deref(),
-            )
-            .await
-            .map_err(store_error)?;
-        Ok(ExternalService(sync_now(state, id).await?))
+        operations::update_external_service(
+            state,
+            id,
+            input.display_name.as_deref(),
+            input.config.as_deref(),
+        )
+        .await
+        .map(ExternalService)
+        .map_err(operation_error)
     }
 
     /// Deletes a connection, the repositories it provides and their mirrors.
@@ -243,16 +193,9 @@ impl ServiceMutation {
     ) -> async_graphql::Result<EmptyResponse> {
         let state = ctx.data::<AppState>()?;
         let id = decode_id("ExternalService", &external_service)?;
-        let removed = state
-            .store
-            .delete_external_service(id)
+        operations::delete_external_service(state, id)
             .await
-            .map_err(store_error)?;
-        for name in removed {
-            if let Err(e) = state.git.remove(&name).await {
-                tracing::warn!(repo = %name, error = %e, "could not remove mirror");
-            }
-        }
+            .map_err(operation_error)?;
         Ok(EmptyResponse::new())
     }
 
@@ -264,7 +207,10 @@ impl ServiceMutation {
         id: ID,
     ) -> async_graphql::Result<EmptyResponse> {
         let state = ctx.data::<AppState>()?;
-        sync_now(state, decode_id("ExternalService", &id)?).await?;
+        let id = decode_id("ExternalService", &id)?;
+        operations::sync_external_service(state, id)
+            .await
+            .map_err(operation_error)?;
         Ok(EmptyResponse::new())
     }
 }

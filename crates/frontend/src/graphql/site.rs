@@ -6,6 +6,7 @@ use quarry_config::{ConfigError, SiteConfig};
 use super::SiteAdmin;
 use super::{page_size, rfc3339, store_error};
 use crate::AppState;
+use crate::operations;
 
 pub struct Site;
 
@@ -115,20 +116,9 @@ impl SiteMutation {
         input: String,
     ) -> async_graphql::Result<bool> {
         let state = ctx.data::<AppState>()?;
-        let saved = state
-            .site
-            .update(last_id, &input)
+        operations::save_site_configuration(state, super::actor(ctx)?, last_id, &input)
             .await
             .map_err(config_error)?;
-        state
-            .accounts
-            .audit(
-                super::actor(ctx)?,
-                "site_config.changed",
-                "site configuration",
-                serde_json::json!({ "version": saved.id, "previous": last_id }),
-            )
-            .await;
         Ok(false)
     }
 }

@@ -1,130 +1,22 @@
-//! Server-rendered pages for accounts, at Sourcegraph's URLs: sign-in, sign-up, password reset,
-//! the home page, and a user's access tokens (`/users/<name>/settings/tokens`). Every page works
-//! without JavaScript: forms post back to the page, with the session's CSRF token as a field.
+//! Pages for accounts, at Sourcegraph's URLs: sign-in, sign-up, password reset, the home page,
+//! and a user's access tokens (`/users/<name>/settings/tokens`). Forms post back to the page, with
+//! the session's CSRF token as a field.
 
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{StatusCode, header};
-use axum::response::{Html, IntoResponse, Redirect, Response};
-use maud::{DOCTYPE, Markup, PreEscaped, html};
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::{Markup, html};
 use quarry_auth::{
-    AccountForm, Actor, AuthError, Credential, SCOPE_SITE_ADMIN_SUDO, SCOPE_USER_ALL,
+    AccountForm, Actor, AuthError, SCOPE_SITE_ADMIN_SUDO, SCOPE_USER_ALL,
 };
 use quarry_store::{AccessToken, User};
 use serde::Deserialize;
 
+use super::{csrf_field, error_page, local_path, page, render, sign_in_first};
 use crate::AppState;
 use crate::access::actor;
 use crate::graphql::rfc3339;
 use crate::sign_in::{credential_form, start_session};
-
-/// The name of the form field that carries a session's CSRF token.
-pub const CSRF_FIELD: &str = "csrf_token";
-
-const STYLE: &str = "
-:root { color-scheme: light dark; --fg: #1d2433; --bg: #fff; --muted: #5c6370; --accent: #0b63d6; --line: #d8dde6; --warn: #b42318; }
-@media (prefers-color-scheme: dark) { :root { --fg: #e6e9ef; --bg: #14171f; --muted: #a0a8b8; --accent: #6ea8fe; --line: #343a46; --warn: #ff8a80; } }
-body { font: 15px/1.5 system-ui, sans-serif; color: var(--fg); background: var(--bg); margin: 0; }
-header { display: flex; gap: 1rem; align-items: center; padding: .6rem 1.2rem; border-bottom: 1px solid var(--line); }
-header .spacer { flex: 1; }
-main { max-width: 46rem; margin: 2rem auto; padding: 0 1.2rem; }
-a { color: var(--accent); }
-label { display: block; margin-top: .8rem; }
-input[type=text], input[type=password], input[type=email] { width: 100%; max-width: 24rem; padding: .4rem; font: inherit; color: inherit; background: transparent; border: 1px solid var(--line); border-radius: 4px; }
-button { margin-top: .8rem; padding: .4rem .9rem; font: inherit; cursor: pointer; }
-header form button { margin: 0; }
-:focus-visible { outline: 2px solid var(--accent); outline-offset: 2px; }
-.error { color: var(--warn); }
-.notice { border: 1px solid var(--line); padding: .8rem; border-radius: 4px; }
-code { word-break: break-all; }
-table { border-collapse: collapse; width: 100%; margin-top: 1rem; }
-th, td { text-align: left; padding: .4rem; border-bottom: 1px solid var(--line); }
-.muted { color: var(--muted); }
-";
-
-/// A whole page: the shared head, the header (who is signed in, sign-out), and the body.
-fn page(title: &str, actor: &Actor, body: Markup) -> Markup {
-    html! {
-        (DOCTYPE)
-        html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                meta name="color-scheme" content="light dark";
-                title { (title) " · Quarry" }
-                style { (PreEscaped(STYLE)) }
-            }
-            body {
-                header {
-                    a href="/" { strong { "Quarry" } }
-                    span.spacer {}
-                    @if let Some(user) = &actor.user {
-                        a href={ "/users/" (user.username) "/settings/tokens" } { (user.username) }
-                        form method="post" action="/sign-out" {
-                            (csrf_field(actor))
-                            button type="submit" { "Sign out" }
-                        }
-                    } @else {
-                        a href="/sign-in" { "Sign in" }
-                    }
-                }
-                main { (body) }
-            }
-        }
-    }
-}
-
-fn csrf_field(actor: &Actor) -> Markup {
-    match &actor.credential {
-        Credential::Session { csrf_token, .. } => {
-            html! { input type="hidden" name=(CSRF_FIELD) value=(csrf_token); }
-        }
-        _ => html! {},
-    }
-}
-
-fn render(status: StatusCode, markup: Markup) -> Response {
-    (
-        status,
-        [
-            (header::CACHE_CONTROL, "no-store"),
-            (header::REFERRER_POLICY, "no-referrer"),
-        ],
-        Html(markup.into_string()),
-    )
-        .into_response()
-}
-
-/// An error page with the status the error calls for.
-fn error_page(actor: &Actor, error: &AuthError) -> Response {
-    let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    render(
-        status,
-        page(
-            "Error",
-            actor,
-            html! { h1 { "Something went wrong" } p.error role="alert" { (error) } },
-        ),
-    )
-}
-
-/// Where to go after signing in: a path on this site only (never another host).
-fn local_path(return_to: Option<&str>) -> &str {
-    match return_to {
-        Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') => {
-            path
-        }
-        _ => "/",
-    }
-}
-
-/// Sends a visitor who is not signed in to the sign-in page, to come back here after.
-fn sign_in_first(request: &Request) -> Response {
-    let here = request.uri().path_and_query().map_or("/", |p| p.as_str());
-    let query = url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("returnTo", here)
-        .finish();
-    Redirect::to(&format!("/sign-in?{query}")).into_response()
-}
 
 /// After a form that signs someone in: the session and a redirect on success, else the form
 /// again with the error, under the status the error calls for.
@@ -181,6 +73,7 @@ pub async fn home(State(state): State<AppState>, request: Request) -> Response {
             &actor,
             html! {
                 h1 { "Quarry" }
+                (super::search::search_form(""))
                 p { "Signed in as " strong { (user.username) } @if user.site_admin { " (site admin)" } "." }
                 p { (repositories) @if repositories == 1 { " repository is" } @else { " repositories are" }
                     " searchable through " code { "/.api/search/stream" } " and "
