@@ -158,7 +158,7 @@ function resultHeader(match) {
 }
 
 function resultKey(match) {
-  return match.type === 'repo' ? match.repository : `${match.repository}\u0000${match.path}`;
+  return match.type === 'repo' ? match.repository : `${match.repository}\t${match.path}`;
 }
 
 function renderResult(match) {

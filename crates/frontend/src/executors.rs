@@ -32,7 +32,10 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/.executors/test/auth", get(|| async { "ok" }))
         .route("/.executors/queue/heartbeat", post(heartbeat_multi))
-        .route("/.executors/queue/{queue}/heartbeat", post(heartbeat_single))
+        .route(
+            "/.executors/queue/{queue}/heartbeat",
+            post(heartbeat_single),
+        )
         .layer(axum::extract::DefaultBodyLimit::max(MAX_HEARTBEAT))
         .layer(middleware::from_fn_with_state(state.clone(), shared_secret))
         .with_state(state)
@@ -55,10 +58,15 @@ async fn shared_secret(State(state): State<AppState>, request: Request, next: Ne
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, token)| scheme.eq_ignore_ascii_case("token-executor") && !token.is_empty());
+        .filter(|(scheme, token)| {
+            scheme.eq_ignore_ascii_case("token-executor") && !token.is_empty()
+        });
     match presented {
         Some((_, token)) if secret::equal(token, expected) => next.run(request).await,
-        _ => plain(StatusCode::UNAUTHORIZED, "invalid or missing executor secret"),
+        _ => plain(
+            StatusCode::UNAUTHORIZED,
+            "invalid or missing executor secret",
+        ),
     }
 }
 
@@ -99,26 +107,27 @@ struct HeartbeatResponse {
     cancel_ids: Vec<String>,
 }
 
-fn read_heartbeat(body: &[u8]) -> Result<HeartbeatRequest, Response> {
-    let request: HeartbeatRequest = serde_json::from_slice(body).map_err(|e| {
-        plain(StatusCode::BAD_REQUEST, &format!("invalid heartbeat: {e}"))
-    })?;
+/// Reads a heartbeat; the error is the message of a 400 answer.
+fn read_heartbeat(body: &[u8]) -> Result<HeartbeatRequest, String> {
+    let request: HeartbeatRequest =
+        serde_json::from_slice(body).map_err(|e| format!("invalid heartbeat: {e}"))?;
     if request.executor_name.trim().is_empty() {
-        return Err(plain(StatusCode::BAD_REQUEST, "executorName: must not be empty"));
+        return Err("executorName: must not be empty".into());
     }
     if request.executor_name.len() > 255 {
-        return Err(plain(StatusCode::BAD_REQUEST, "executorName: longer than 255 bytes"));
+        return Err("executorName: longer than 255 bytes".into());
     }
     Ok(request)
 }
 
-fn check_queue(name: &str) -> Result<(), Response> {
+/// Checks a queue name; the error is the message of a 400 answer.
+fn check_queue(name: &str) -> Result<(), String> {
     if QUEUES.contains(&name) {
         Ok(())
     } else {
-        Err(plain(
-            StatusCode::BAD_REQUEST,
-            &format!("unknown queue {name:?}: known queues are {}", QUEUES.join(", ")),
+        Err(format!(
+            "unknown queue {name:?}: known queues are {}",
+            QUEUES.join(", ")
         ))
     }
 }
@@ -149,11 +158,11 @@ async fn record(state: &AppState, request: HeartbeatRequest, queues: Vec<String>
 async fn heartbeat_multi(State(state): State<AppState>, body: axum::body::Bytes) -> Response {
     let request = match read_heartbeat(&body) {
         Ok(request) => request,
-        Err(response) => return response,
+        Err(message) => return plain(StatusCode::BAD_REQUEST, &message),
     };
     for queue in &request.queue_names {
-        if let Err(response) = check_queue(queue) {
-            return response;
+        if let Err(message) = check_queue(queue) {
+            return plain(StatusCode::BAD_REQUEST, &message);
         }
     }
     if let Some(stray) = request
@@ -178,12 +187,12 @@ async fn heartbeat_single(
     Path(queue): Path<String>,
     body: axum::body::Bytes,
 ) -> Response {
-    if let Err(response) = check_queue(&queue) {
-        return response;
+    if let Err(message) = check_queue(&queue) {
+        return plain(StatusCode::BAD_REQUEST, &message);
     }
     let request = match read_heartbeat(&body) {
         Ok(request) => request,
-        Err(response) => return response,
+        Err(message) => return plain(StatusCode::BAD_REQUEST, &message),
     };
     record(&state, request, vec![queue]).await
 }

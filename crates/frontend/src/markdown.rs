@@ -7,7 +7,8 @@ use pulldown_cmark::{CowStr, Event, Options, Parser, Tag};
 /// Renders Markdown; relative links resolve against `blob_base` (files) and images against
 /// `raw_base`, both URLs of the document's directory.
 pub fn to_html(text: &str, blob_base: &str, raw_base: &str) -> String {
-    let options = Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH | Options::ENABLE_TASKLISTS;
+    let options =
+        Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH | Options::ENABLE_TASKLISTS;
     let events = Parser::new_ext(text, options).map(|event| match event {
         Event::Html(html) | Event::InlineHtml(html) => Event::Text(html),
         Event::Start(Tag::Link {

@@ -57,12 +57,13 @@ fn check_display_name(name: &str) -> Result<(), OperationError> {
 }
 
 /// Loads a connection, or `NotFound`.
-pub async fn external_service(state: &AppState, id: i64) -> Result<ExternalService, OperationError> {
-    state
-        .store
-        .external_service(id)
-        .await?
-        .ok_or_else(|| OperationError::Store(StoreError::NotFound(format!("external service {id}"))))
+pub async fn external_service(
+    state: &AppState,
+    id: i64,
+) -> Result<ExternalService, OperationError> {
+    state.store.external_service(id).await?.ok_or_else(|| {
+        OperationError::Store(StoreError::NotFound(format!("external service {id}")))
+    })
 }
 
 /// Syncs a connection right after it changed. Problems are recorded on the connection (shown as

@@ -32,7 +32,7 @@ pub use secret::{
     INTERNAL_SECRET_VAR, bearer_matches, require_internal_secret, secrets_match, service_url,
 };
 pub use service::{
-    Commit, EntryKind, GitRef, GitService, Signature, SyncResult, TreeEntry, validate_oid, validate_path,
-    validate_revision,
+    Commit, EntryKind, GitRef, GitService, Signature, SyncResult, TreeEntry, validate_oid,
+    validate_path, validate_revision,
 };
 pub use shards::{ShardedGitService, rendezvous_owner};

@@ -49,13 +49,23 @@ impl Default for Limits {
 pub enum PlainReason {
     /// No grammar fits the file.
     UnknownLanguage,
-    TooLarge { bytes: usize, limit: usize },
+    TooLarge {
+        bytes: usize,
+        limit: usize,
+    },
     /// Lines this long were left plain.
-    LongLines { count: usize, limit: usize },
+    LongLines {
+        count: usize,
+        limit: usize,
+    },
     /// The time budget ran out at this 0-based line; it and the lines after are plain.
-    TimedOut { line: usize },
+    TimedOut {
+        line: usize,
+    },
     /// The grammar failed at this 0-based line; it and the lines after are plain.
-    GrammarError { line: usize },
+    GrammarError {
+        line: usize,
+    },
 }
 
 impl std::fmt::Display for PlainReason {
@@ -75,11 +85,9 @@ impl std::fmt::Display for PlainReason {
                 "highlighting took too long; shown plain from line {}",
                 line + 1
             ),
-            PlainReason::GrammarError { line } => write!(
-                f,
-                "the grammar failed; shown plain from line {}",
-                line + 1
-            ),
+            PlainReason::GrammarError { line } => {
+                write!(f, "the grammar failed; shown plain from line {}", line + 1)
+            }
         }
     }
 }
@@ -97,9 +105,15 @@ pub struct Highlighted {
 /// selector wins, as in a theme).
 pub const CLASSES: &[(&str, &str)] = &[
     ("c", "comment, punctuation.definition.comment"),
-    ("s", "string, constant.character, punctuation.definition.string"),
+    (
+        "s",
+        "string, constant.character, punctuation.definition.string",
+    ),
     ("n", "constant, constant.numeric, constant.language"),
-    ("k", "keyword, storage, storage.type, storage.modifier, variable.language"),
+    (
+        "k",
+        "keyword, storage, storage.type, storage.modifier, variable.language",
+    ),
     ("o", "keyword.operator"),
     (
         "f",
@@ -240,10 +254,10 @@ impl Highlighter {
     /// lines).
     fn syntax_for(&self, path: &str, code: &str) -> Option<&SyntaxReference> {
         let name = path.rsplit('/').next().unwrap_or(path);
-        if let Some((_, grammar)) = FILE_NAMES.iter().find(|(n, _)| *n == name) {
-            if let Some(syntax) = self.syntaxes.find_syntax_by_name(grammar) {
-                return Some(syntax);
-            }
+        if let Some((_, grammar)) = FILE_NAMES.iter().find(|(n, _)| *n == name)
+            && let Some(syntax) = self.syntaxes.find_syntax_by_name(grammar)
+        {
+            return Some(syntax);
         }
         if let Some((_, extension)) = name.rsplit_once('.') {
             let extension = EXTENSION_ALIASES
@@ -345,7 +359,8 @@ impl Highlighter {
                         other => other,
                     });
                     let done = out.lines.len();
-                    out.lines.extend(lines[done..].iter().map(|l| escape_line(l)));
+                    out.lines
+                        .extend(lines[done..].iter().map(|l| escape_line(l)));
                     return;
                 }
             }
@@ -397,8 +412,7 @@ impl Highlighter {
             };
             let mut html = String::with_capacity(line.len() * 2);
             let mut open: Option<&str> = None;
-            for (style, text) in HighlightIterator::new(&mut state.highlight, &ops, line, &theme)
-            {
+            for (style, text) in HighlightIterator::new(&mut state.highlight, &ops, line, &theme) {
                 let text = text.trim_end_matches(['\n', '\r']);
                 if text.is_empty() {
                     continue;
@@ -577,8 +591,16 @@ mod tests {
         assert_eq!(out.language.as_deref(), Some("Rust"));
         assert_eq!(out.plain, None);
         assert_eq!(out.lines.len(), 4);
-        assert!(out.lines[0].starts_with("<span class=\"c\">"), "{}", out.lines[0]);
-        assert!(out.lines[1].contains("<span class=\"k\">fn</span>"), "{}", out.lines[1]);
+        assert!(
+            out.lines[0].starts_with("<span class=\"c\">"),
+            "{}",
+            out.lines[0]
+        );
+        assert!(
+            out.lines[1].contains("<span class=\"k\">fn</span>"),
+            "{}",
+            out.lines[1]
+        );
         assert!(out.lines[2].contains("&lt;b&gt;"), "{}", out.lines[2]);
         assert!(!out.lines[2].contains("<b>"));
     }
@@ -586,10 +608,18 @@ mod tests {
     #[test]
     fn languages_come_from_names_extensions_and_shebangs() {
         let highlighter = Highlighter::default();
-        assert_eq!(highlighter.language("a/b.py", "").as_deref(), Some("Python"));
-        assert_eq!(highlighter.language("Makefile", "").as_deref(), Some("Makefile"));
         assert_eq!(
-            highlighter.language("bin/run", "#!/usr/bin/env python3\nprint(1)\n").as_deref(),
+            highlighter.language("a/b.py", "").as_deref(),
+            Some("Python")
+        );
+        assert_eq!(
+            highlighter.language("Makefile", "").as_deref(),
+            Some("Makefile")
+        );
+        assert_eq!(
+            highlighter
+                .language("bin/run", "#!/usr/bin/env python3\nprint(1)\n")
+                .as_deref(),
             Some("Python")
         );
         assert_eq!(
@@ -604,7 +634,8 @@ mod tests {
 
     #[test]
     fn text_survives_highlighting_unchanged() {
-        let code = "fn f<'a>(x: &'a str) -> &'a str {\n    x // \"quoted\" & <tag>\n}\n\n/* unterminated";
+        let code =
+            "fn f<'a>(x: &'a str) -> &'a str {\n    x // \"quoted\" & <tag>\n}\n\n/* unterminated";
         let out = Highlighter::default().highlight("x.rs", code);
         let text: Vec<String> = out.lines.iter().map(|l| strip_tags(l)).collect();
         let expected: Vec<&str> = code.lines().collect();
@@ -627,8 +658,15 @@ mod tests {
                 limit: 100
             })
         );
-        let out = highlighter.highlight("a.rs", "fn a() {}\nlet x = \"a very long line indeed\";\n");
-        assert_eq!(out.plain, Some(PlainReason::LongLines { count: 1, limit: 20 }));
+        let out =
+            highlighter.highlight("a.rs", "fn a() {}\nlet x = \"a very long line indeed\";\n");
+        assert_eq!(
+            out.plain,
+            Some(PlainReason::LongLines {
+                count: 1,
+                limit: 20
+            })
+        );
         assert!(out.lines[0].contains("class"));
         assert!(!out.lines[1].contains("class"));
 
@@ -657,8 +695,11 @@ mod tests {
         let lines = split_lines(&code);
         let mut start =
             highlighter.initial_state(highlighter.syntax_for("a.rs", &code).expect("rust"));
-        let whole =
-            highlighter.highlight_chunk(&lines, &mut start, Instant::now() + Duration::from_secs(60));
+        let whole = highlighter.highlight_chunk(
+            &lines,
+            &mut start,
+            Instant::now() + Duration::from_secs(60),
+        );
         let split = highlighter.highlight("a.rs", &code);
         assert_eq!(split.plain, None);
         assert_eq!(split.lines, whole.lines);

@@ -375,7 +375,7 @@ async fn the_stream_follows_sourcegraphs_event_names_and_shapes() {
         .iter()
         .map(|f| f["kind"].as_str().unwrap())
         .collect();
-    assert_eq!(kinds, BTreeSet::from(["lang", "repo"]));
+    assert_eq!(kinds, BTreeSet::from(["file", "lang", "repo"]));
     assert!(
         filters
             .as_array()

@@ -945,16 +945,23 @@ impl Results {
             kind: kind.into(),
         };
         let repos = top(&self.repo_facets).into_iter().map(|(name, count)| {
-            facet("repo", format!("repo:^{}$", regex::escape(&name)), name, count)
+            facet(
+                "repo",
+                format!("repo:^{}$", regex::escape(&name)),
+                name,
+                count,
+            )
         });
         let languages = top(&self.language_facets).into_iter().map(|(name, count)| {
             let value = format!("lang:{}", name.to_lowercase().replace(' ', "-"));
             facet("lang", value, name, count)
         });
-        let paths = top(&self.path_facets).into_iter().map(|(directory, count)| {
-            let value = format!("file:^{}/", regex::escape(&directory));
-            facet("file", value, format!("{directory}/"), count)
-        });
+        let paths = top(&self.path_facets)
+            .into_iter()
+            .map(|(directory, count)| {
+                let value = format!("file:^{}/", regex::escape(&directory));
+                facet("file", value, format!("{directory}/"), count)
+            });
         repos.chain(languages).chain(paths).collect()
     }
 

@@ -143,8 +143,21 @@ mod tests {
             assert_eq!(second[0].first_seen_at, first[0].first_seen_at);
             assert!(second[0].last_seen_at >= first[0].last_seen_at);
             // `_` is a literal in the query, not a wildcard.
-            assert_eq!(store.list_executors(Some("T-1_"), None, 10).await.expect("q").len(), 1);
-            assert!(store.list_executors(Some("t-1x"), None, 10).await.expect("q").is_empty());
+            assert_eq!(
+                store
+                    .list_executors(Some("T-1_"), None, 10)
+                    .await
+                    .expect("q")
+                    .len(),
+                1
+            );
+            assert!(
+                store
+                    .list_executors(Some("t-1x"), None, 10)
+                    .await
+                    .expect("q")
+                    .is_empty()
+            );
             assert!(
                 store
                     .list_executors(None, Some(now() + 100), 10)

@@ -393,9 +393,10 @@ impl GitBlob {
         let state = ctx.data::<AppState>()?;
         let highlighter = std::sync::Arc::clone(&state.highlighter);
         let (path, content) = (self.path.clone(), self.content.clone());
-        let highlighted = tokio::task::spawn_blocking(move || highlighter.highlight(&path, &content))
-            .await
-            .map_err(|e| async_graphql::Error::new(format!("highlighting failed: {e}")))?;
+        let highlighted =
+            tokio::task::spawn_blocking(move || highlighter.highlight(&path, &content))
+                .await
+                .map_err(|e| async_graphql::Error::new(format!("highlighting failed: {e}")))?;
         Ok(HighlightedFile {
             aborted: matches!(
                 highlighted.plain,

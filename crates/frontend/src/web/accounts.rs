@@ -6,9 +6,7 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
-use quarry_auth::{
-    AccountForm, Actor, AuthError, SCOPE_SITE_ADMIN_SUDO, SCOPE_USER_ALL,
-};
+use quarry_auth::{AccountForm, Actor, AuthError, SCOPE_SITE_ADMIN_SUDO, SCOPE_USER_ALL};
 use quarry_store::{AccessToken, User};
 use serde::Deserialize;
 

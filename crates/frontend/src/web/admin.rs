@@ -27,14 +27,14 @@ const REPOS_PAGE: i64 = 100;
 const HISTORY: i64 = 20;
 
 /// The signed-in site admin, or the response to send instead.
-fn admin_of(request: &Request) -> Result<Actor, Response> {
+fn admin_of(request: &Request) -> Result<Actor, Box<Response>> {
     let actor = actor(request);
     if actor.user.is_none() {
-        return Err(sign_in_first(request));
+        return Err(Box::new(sign_in_first(request)));
     }
     match quarry_auth::require_site_admin(&actor) {
         Ok(()) => Ok(actor),
-        Err(e) => Err(error_page(&actor, &e)),
+        Err(e) => Err(Box::new(error_page(&actor, &e))),
     }
 }
 
@@ -84,7 +84,7 @@ fn operation_failure(actor: &Actor, error: &OperationError) -> Response {
 pub async fn admin_index(request: Request) -> Response {
     match admin_of(&request) {
         Ok(_) => Redirect::to("/site-admin/repositories").into_response(),
-        Err(response) => response,
+        Err(response) => *response,
     }
 }
 
@@ -102,7 +102,7 @@ pub async fn admin_repositories(
 ) -> Response {
     let actor = match admin_of(&request) {
         Ok(actor) => actor,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let filter = RepoFilter {
         after_id: params.after,
@@ -175,7 +175,7 @@ pub async fn admin_fetch_repository(
 ) -> Response {
     let actor = match admin_of(&request) {
         Ok(actor) => actor,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     match operations::fetch_repository_now(&state, id).await {
         Ok(()) => Redirect::to("/site-admin/repositories").into_response(),
@@ -187,7 +187,7 @@ pub async fn admin_fetch_repository(
 pub async fn admin_external_services(State(state): State<AppState>, request: Request) -> Response {
     let actor = match admin_of(&request) {
         Ok(actor) => actor,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let services = match state.store.list_external_services().await {
         Ok(services) => services,
@@ -232,7 +232,11 @@ fn service_form(
         Some(service) => format!("/site-admin/external-services/{}", service.id),
         None => "/site-admin/external-services/new".to_string(),
     };
-    let title = if existing.is_some() { "Edit connection" } else { "Add a connection" };
+    let title = if existing.is_some() {
+        "Edit connection"
+    } else {
+        "Add a connection"
+    };
     admin_page(
         title,
         actor,
@@ -287,7 +291,7 @@ pub async fn admin_external_service(
 ) -> Response {
     let actor = match admin_of(&request) {
         Ok(actor) => actor,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     if id == "new" {
         let fields = ServiceFields {
@@ -299,7 +303,9 @@ pub async fn admin_external_service(
     }
     let service = match parse_id(&id) {
         Some(id) => operations::external_service(&state, id).await,
-        None => Err(OperationError::BadInput(format!("{id:?} is not a connection id"))),
+        None => Err(OperationError::BadInput(format!(
+            "{id:?} is not a connection id"
+        ))),
     };
     match service {
         Ok(service) => {
@@ -329,7 +335,7 @@ pub async fn admin_external_service_save(
 ) -> Response {
     let actor = match admin_of(&request) {
         Ok(actor) => actor,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let fields: ServiceFields = match read_form(request).await {
         Ok(fields) => fields,
@@ -343,7 +349,9 @@ pub async fn admin_external_service_save(
                 operations::add_external_service(&state, kind, &fields.display_name, &fields.config)
                     .await
             }
-            None => Err(OperationError::BadInput("kind: choose LOCAL or OTHER".into())),
+            None => Err(OperationError::BadInput(
+                "kind: choose LOCAL or OTHER".into(),
+            )),
         };
         (None, outcome)
     } else {
@@ -386,7 +394,7 @@ pub async fn admin_external_service_delete(
 ) -> Response {
     let actor = match admin_of(&request) {
         Ok(actor) => actor,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     match operations::delete_external_service(&state, id).await {
         Ok(()) => Redirect::to("/site-admin/external-services").into_response(),
@@ -464,12 +472,13 @@ pub async fn admin_configuration(
 ) -> Response {
     let actor = match admin_of(&request) {
         Ok(actor) => actor,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
-    let (current, history) = match tokio::try_join!(state.site.current(), state.site.history(HISTORY)) {
-        Ok(found) => found,
-        Err(e) => return config_failure(&actor, e),
-    };
+    let (current, history) =
+        match tokio::try_join!(state.site.current(), state.site.history(HISTORY)) {
+            Ok(found) => found,
+            Err(e) => return config_failure(&actor, e),
+        };
     let text = match params.version {
         Some(id) => match history.iter().find(|v| v.id == id) {
             Some(version) => version.contents.clone(),
@@ -506,7 +515,7 @@ struct ConfigFields {
 pub async fn admin_configuration_save(State(state): State<AppState>, request: Request) -> Response {
     let actor = match admin_of(&request) {
         Ok(actor) => actor,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let fields: ConfigFields = match read_form(request).await {
         Ok(fields) => fields,
@@ -531,7 +540,14 @@ pub async fn admin_configuration_save(State(state): State<AppState>, request: Re
     let history = state.site.history(HISTORY).await.unwrap_or_default();
     render(
         StatusCode::BAD_REQUEST,
-        configuration_form(&actor, last_id, &fields.contents, &messages, false, &history),
+        configuration_form(
+            &actor,
+            last_id,
+            &fields.contents,
+            &messages,
+            false,
+            &history,
+        ),
     )
 }
 
@@ -539,13 +555,18 @@ pub async fn admin_configuration_save(State(state): State<AppState>, request: Re
 pub async fn admin_executors(State(state): State<AppState>, request: Request) -> Response {
     let actor = match admin_of(&request) {
         Ok(actor) => actor,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let executors = match state.store.list_executors(None, None, 500).await {
         Ok(executors) => executors,
         Err(e) => return operation_failure(&actor, &OperationError::Store(e)),
     };
-    let configured = state.site.live().current().executors_access_token().is_some();
+    let configured = state
+        .site
+        .live()
+        .current()
+        .executors_access_token()
+        .is_some();
     let now = quarry_store::now();
     let body = html! {
         h1 { "Executors" }

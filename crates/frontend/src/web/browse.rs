@@ -136,7 +136,11 @@ pub async fn repository_page(State(state): State<AppState>, request: Request) ->
     let actor = actor(&request);
     let decoded = percent_decode(request.uri().path());
     let Some(location) = decoded.as_deref().and_then(parse_location) else {
-        return not_found(&actor, "Page not found", "There is no page at this address.");
+        return not_found(
+            &actor,
+            "Page not found",
+            "There is no page at this address.",
+        );
     };
     if !may_read(&state, &actor) {
         return sign_in_first(&request);
@@ -206,15 +210,23 @@ pub async fn repository_page(State(state): State<AppState>, request: Request) ->
             "Path not found",
             &format!("{path} was not found at revision {}.", context.rev_label()),
         ),
-        GitError::InvalidArgument(message) => {
-            problem_page(StatusCode::BAD_REQUEST, &actor, "Bad request", html! { p { (message) } })
-        }
+        GitError::InvalidArgument(message) => problem_page(
+            StatusCode::BAD_REQUEST,
+            &actor,
+            "Bad request",
+            html! { p { (message) } },
+        ),
         other => failure(&actor, &other.to_string()),
     })
 }
 
 fn not_found(actor: &Actor, title: &str, message: &str) -> Response {
-    problem_page(StatusCode::NOT_FOUND, actor, title, html! { p { (message) } })
+    problem_page(
+        StatusCode::NOT_FOUND,
+        actor,
+        title,
+        html! { p { (message) } },
+    )
 }
 
 fn failure(actor: &Actor, message: &str) -> Response {
@@ -346,7 +358,9 @@ async fn tree_page(context: &Context<'_>, path: &str) -> Result<Response, GitErr
             .cmp(&(b.kind != EntryKind::Directory))
             .then(a.name.cmp(&b.name))
     });
-    let readme = entries.iter().find(|e| e.kind == EntryKind::File && is_readme(&e.name));
+    let readme = entries
+        .iter()
+        .find(|e| e.kind == EntryKind::File && is_readme(&e.name));
     let readme_html = match readme {
         Some(entry) => git
             .read_file(&context.repo.name, &context.commit, &entry.path)
@@ -430,7 +444,10 @@ async fn blob_page(context: &Context<'_>, path: &str) -> Result<Response, GitErr
     let raw = context.url("raw", path);
     let probe = &bytes[..bytes.len().min(8000)];
     let notice = if probe.contains(&0) {
-        Some(format!("Binary file ({}).", human_bytes(bytes.len() as u64)))
+        Some(format!(
+            "Binary file ({}).",
+            human_bytes(bytes.len() as u64)
+        ))
     } else if bytes.len() > MAX_VIEW_BYTES {
         Some(format!(
             "This file is too large to show ({}; the limit is {}).",
@@ -589,10 +606,7 @@ fn diff_markup(diff: &str) -> Markup {
     let mut files: Vec<(String, Vec<&str>)> = Vec::new();
     for line in diff.lines() {
         if let Some(rest) = line.strip_prefix("diff --git ") {
-            let name = rest
-                .split_once(" b/")
-                .map_or(rest, |(_, b)| b)
-                .to_string();
+            let name = rest.split_once(" b/").map_or(rest, |(_, b)| b).to_string();
             files.push((name, Vec::new()));
         } else if let Some((_, lines)) = files.last_mut() {
             lines.push(line);
@@ -665,8 +679,14 @@ mod tests {
 
     #[test]
     fn urls_follow_sourcegraphs_scheme() {
-        assert_eq!(parse_location("/github.com/a/b"), at("github.com/a/b", None, View::Home));
-        assert_eq!(parse_location("/a/b@v1.0"), at("a/b", Some("v1.0"), View::Home));
+        assert_eq!(
+            parse_location("/github.com/a/b"),
+            at("github.com/a/b", None, View::Home)
+        );
+        assert_eq!(
+            parse_location("/a/b@v1.0"),
+            at("a/b", Some("v1.0"), View::Home)
+        );
         assert_eq!(
             parse_location("/a/b@feature/x/-/tree/src/lib"),
             at("a/b", Some("feature/x"), View::Tree("src/lib".into()))
@@ -683,7 +703,10 @@ mod tests {
             parse_location("/a/b/-/commit/0123"),
             at("a/b", None, View::Commit("0123".into()))
         );
-        assert_eq!(parse_location("/a/b/-/commits"), at("a/b", None, View::Commits));
+        assert_eq!(
+            parse_location("/a/b/-/commits"),
+            at("a/b", None, View::Commits)
+        );
         assert_eq!(parse_location("/a/b/-/tags"), at("a/b", None, View::Tags));
         assert_eq!(parse_location("/a/b/-/nonsense/x"), None);
         assert_eq!(parse_location("/a/b/-/blob/"), None);

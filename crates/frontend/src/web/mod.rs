@@ -13,8 +13,8 @@ mod browse;
 mod search;
 
 pub use accounts::{
-    create_token, delete_token, home, password_reset_page, password_reset_submit,
-    sign_in_page, sign_in_submit, sign_out_submit, sign_up_page, sign_up_submit, tokens,
+    create_token, delete_token, home, password_reset_page, password_reset_submit, sign_in_page,
+    sign_in_submit, sign_out_submit, sign_up_page, sign_up_submit, tokens,
 };
 pub use admin::{
     admin_configuration, admin_configuration_save, admin_executors, admin_external_service,
@@ -101,7 +101,9 @@ fn render(status: StatusCode, markup: Markup) -> Response {
         status,
         [
             (header::CACHE_CONTROL, "no-store"),
-            (header::REFERRER_POLICY, "no-referrer"),
+            // Only the origin: a page URL may hold a one-time token, yet form posts must carry
+            // an `Origin` (under `no-referrer` browsers send `Origin: null`).
+            (header::REFERRER_POLICY, "strict-origin"),
         ],
         Html(markup.into_string()),
     )

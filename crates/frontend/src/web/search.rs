@@ -59,7 +59,10 @@ pub async fn search_page(
     if query.trim().is_empty() {
         return render(StatusCode::OK, search_home(&actor));
     }
-    let display = params.display.unwrap_or(FIRST_RESULTS).clamp(1, MAX_DISPLAY);
+    let display = params
+        .display
+        .unwrap_or(FIRST_RESULTS)
+        .clamp(1, MAX_DISPLAY);
     let options = match search_options(params.t.as_deref(), &actor) {
         Ok(options) => options,
         Err(message) => {
@@ -148,7 +151,10 @@ fn search_home(actor: &Actor) -> Markup {
 
 const EXAMPLES: &[(&str, &str)] = &[
     ("\"fn main\" lang:rust", "an exact phrase in Rust files"),
-    ("/err(or)?\\b/ file:\\.go$", "a regular expression in Go files"),
+    (
+        "/err(or)?\\b/ file:\\.go$",
+        "a regular expression in Go files",
+    ),
     ("repo:^github\\.com/ type:repo", "repositories by name"),
     ("TODO -file:test count:all", "every TODO outside tests"),
 ];
@@ -252,7 +258,11 @@ fn summary(collected: &Collected, display: usize, started: Instant) -> Markup {
 }
 
 fn filters(query: &str, facets: &[Facet]) -> Markup {
-    let kinds = [("repo", "Repositories"), ("lang", "Languages"), ("file", "Paths")];
+    let kinds = [
+        ("repo", "Repositories"),
+        ("lang", "Languages"),
+        ("file", "Paths"),
+    ];
     html! {
         @for (kind, title) in kinds {
             @let of_kind: Vec<&Facet> = facets.iter().filter(|f| f.kind == kind).collect();
@@ -346,7 +356,7 @@ fn result(found: &Match) -> Markup {
                 .collect();
             let (shown, more) = lines.split_at(lines.len().min(LINES_SHOWN));
             html! {
-                li.result data-key={ (repository) "\u{0}" (path) } {
+                li.result data-key={ (repository) "\t" (path) } {
                     (result_header(repository, branches, path, &path_ranges, language.as_deref()))
                     table.chunks { tbody { @for line in shown { (line) } } }
                     @if !more.is_empty() {
@@ -371,7 +381,7 @@ fn result(found: &Match) -> Markup {
                 .map(|r| (r.start.column, r.end.column))
                 .collect();
             html! {
-                li.result data-key={ (repository) "\u{0}" (path) } {
+                li.result data-key={ (repository) "\t" (path) } {
                     (result_header(repository, branches, path, &path_ranges, language.as_deref()))
                 }
             }

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)] // Each test binary uses its own part of these helpers.
 
+pub mod browser;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
