@@ -54,7 +54,7 @@ pub struct ReturnTo {
 pub async fn home(State(state): State<AppState>, request: Request) -> Response {
     let actor = actor(&request);
     let Some(user) = &actor.user else {
-        return sign_in_first(&request);
+        return sign_in_first(request.uri());
     };
     let repositories = state
         .store
@@ -366,7 +366,7 @@ pub async fn tokens(
 ) -> Response {
     let actor = actor(&request);
     if actor.user.is_none() {
-        return sign_in_first(&request);
+        return sign_in_first(request.uri());
     }
     match settings_owner(&state, &actor, &username).await {
         Ok(owner) => tokens_page(&state, &actor, &owner, TokensNotice::None).await,
@@ -388,7 +388,7 @@ pub async fn create_token(
 ) -> Response {
     let actor = actor(&request);
     if actor.user.is_none() {
-        return sign_in_first(&request);
+        return sign_in_first(request.uri());
     }
     let fields: NewTokenFields = match crate::sign_in::read_json(request).await {
         Ok(fields) => fields,
@@ -421,7 +421,7 @@ pub async fn delete_token(
 ) -> Response {
     let actor = actor(&request);
     if actor.user.is_none() {
-        return sign_in_first(&request);
+        return sign_in_first(request.uri());
     }
     let owner = match settings_owner(&state, &actor, &username).await {
         Ok(owner) => owner,

@@ -15,10 +15,11 @@ use serde::Deserialize;
 
 use super::{csrf_field, error_page, page, path_url, render, sign_in_first};
 use crate::AppState;
-use crate::access::actor;
 use crate::executors::ACTIVE_WITHIN_SECS;
 use crate::graphql::rfc3339;
 use crate::operations::{self, OperationError};
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
 
 /// Repositories listed per page.
 const REPOS_PAGE: i64 = 100;
@@ -26,15 +27,25 @@ const REPOS_PAGE: i64 = 100;
 /// Configuration versions listed in the history.
 const HISTORY: i64 = 20;
 
-/// The signed-in site admin, or the response to send instead.
-fn admin_of(request: &Request) -> Result<Actor, Box<Response>> {
-    let actor = actor(request);
-    if actor.user.is_none() {
-        return Err(Box::new(sign_in_first(request)));
-    }
-    match quarry_auth::require_site_admin(&actor) {
-        Ok(()) => Ok(actor),
-        Err(e) => Err(Box::new(error_page(&actor, &e))),
+/// The signed-in site admin a page is for: anyone else is sent to sign in, or refused.
+pub struct SiteAdmin(Actor);
+
+impl<S: Send + Sync> FromRequestParts<S> for SiteAdmin {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Response> {
+        let actor = parts
+            .extensions
+            .get::<Actor>()
+            .cloned()
+            .unwrap_or_else(|| Actor::anonymous(None));
+        if actor.user.is_none() {
+            return Err(sign_in_first(&parts.uri));
+        }
+        match quarry_auth::require_site_admin(&actor) {
+            Ok(()) => Ok(SiteAdmin(actor)),
+            Err(e) => Err(error_page(&actor, &e)),
+        }
     }
 }
 
@@ -81,11 +92,8 @@ fn operation_failure(actor: &Actor, error: &OperationError) -> Response {
 }
 
 /// `GET /site-admin`.
-pub async fn admin_index(request: Request) -> Response {
-    match admin_of(&request) {
-        Ok(_) => Redirect::to("/site-admin/repositories").into_response(),
-        Err(response) => *response,
-    }
+pub async fn admin_index(_: SiteAdmin) -> Response {
+    Redirect::to("/site-admin/repositories").into_response()
 }
 
 #[derive(Deserialize, Default)]
@@ -96,14 +104,10 @@ pub struct RepoListParams {
 
 /// `GET /site-admin/repositories`.
 pub async fn admin_repositories(
+    SiteAdmin(actor): SiteAdmin,
     State(state): State<AppState>,
     Query(params): Query<RepoListParams>,
-    request: Request,
 ) -> Response {
-    let actor = match admin_of(&request) {
-        Ok(actor) => actor,
-        Err(response) => return *response,
-    };
     let filter = RepoFilter {
         after_id: params.after,
         limit: Some(REPOS_PAGE + 1),
@@ -169,14 +173,10 @@ pub async fn admin_repositories(
 
 /// `POST /site-admin/repositories/{id}/fetch`.
 pub async fn admin_fetch_repository(
+    SiteAdmin(actor): SiteAdmin,
     State(state): State<AppState>,
     Path(id): Path<i64>,
-    request: Request,
 ) -> Response {
-    let actor = match admin_of(&request) {
-        Ok(actor) => actor,
-        Err(response) => return *response,
-    };
     match operations::fetch_repository_now(&state, id).await {
         Ok(()) => Redirect::to("/site-admin/repositories").into_response(),
         Err(e) => operation_failure(&actor, &e),
@@ -184,11 +184,10 @@ pub async fn admin_fetch_repository(
 }
 
 /// `GET /site-admin/external-services`.
-pub async fn admin_external_services(State(state): State<AppState>, request: Request) -> Response {
-    let actor = match admin_of(&request) {
-        Ok(actor) => actor,
-        Err(response) => return *response,
-    };
+pub async fn admin_external_services(
+    SiteAdmin(actor): SiteAdmin,
+    State(state): State<AppState>,
+) -> Response {
     let services = match state.store.list_external_services().await {
         Ok(services) => services,
         Err(e) => return operation_failure(&actor, &OperationError::Store(e)),
@@ -285,14 +284,10 @@ pub struct ServiceFields {
 
 /// `GET /site-admin/external-services/{id}` (or `new`).
 pub async fn admin_external_service(
+    SiteAdmin(actor): SiteAdmin,
     State(state): State<AppState>,
     Path(id): Path<String>,
-    request: Request,
 ) -> Response {
-    let actor = match admin_of(&request) {
-        Ok(actor) => actor,
-        Err(response) => return *response,
-    };
     if id == "new" {
         let fields = ServiceFields {
             kind: Some("LOCAL".into()),
@@ -329,14 +324,11 @@ fn parse_id(id: &str) -> Option<i64> {
 
 /// `POST /site-admin/external-services/{id}` (or `new`).
 pub async fn admin_external_service_save(
+    SiteAdmin(actor): SiteAdmin,
     State(state): State<AppState>,
     Path(id): Path<String>,
     request: Request,
 ) -> Response {
-    let actor = match admin_of(&request) {
-        Ok(actor) => actor,
-        Err(response) => return *response,
-    };
     let fields: ServiceFields = match read_form(request).await {
         Ok(fields) => fields,
         Err(message) => {
@@ -388,14 +380,10 @@ pub async fn admin_external_service_save(
 
 /// `POST /site-admin/external-services/{id}/delete`.
 pub async fn admin_external_service_delete(
+    SiteAdmin(actor): SiteAdmin,
     State(state): State<AppState>,
     Path(id): Path<i64>,
-    request: Request,
 ) -> Response {
-    let actor = match admin_of(&request) {
-        Ok(actor) => actor,
-        Err(response) => return *response,
-    };
     match operations::delete_external_service(&state, id).await {
         Ok(()) => Redirect::to("/site-admin/external-services").into_response(),
         Err(e) => operation_failure(&actor, &e),
@@ -466,14 +454,11 @@ fn configuration_form(
 
 /// `GET /site-admin/configuration` (`?version=N` shows an older version in the editor).
 pub async fn admin_configuration(
+    SiteAdmin(actor): SiteAdmin,
     State(state): State<AppState>,
     Query(params): Query<ConfigParams>,
     request: Request,
 ) -> Response {
-    let actor = match admin_of(&request) {
-        Ok(actor) => actor,
-        Err(response) => return *response,
-    };
     let (current, history) =
         match tokio::try_join!(state.site.current(), state.site.history(HISTORY)) {
             Ok(found) => found,
@@ -512,11 +497,11 @@ struct ConfigFields {
 }
 
 /// `POST /site-admin/configuration`.
-pub async fn admin_configuration_save(State(state): State<AppState>, request: Request) -> Response {
-    let actor = match admin_of(&request) {
-        Ok(actor) => actor,
-        Err(response) => return *response,
-    };
+pub async fn admin_configuration_save(
+    SiteAdmin(actor): SiteAdmin,
+    State(state): State<AppState>,
+    request: Request,
+) -> Response {
     let fields: ConfigFields = match read_form(request).await {
         Ok(fields) => fields,
         Err(message) => return operation_failure(&actor, &OperationError::BadInput(message)),
@@ -552,11 +537,10 @@ pub async fn admin_configuration_save(State(state): State<AppState>, request: Re
 }
 
 /// `GET /site-admin/executors`.
-pub async fn admin_executors(State(state): State<AppState>, request: Request) -> Response {
-    let actor = match admin_of(&request) {
-        Ok(actor) => actor,
-        Err(response) => return *response,
-    };
+pub async fn admin_executors(
+    SiteAdmin(actor): SiteAdmin,
+    State(state): State<AppState>,
+) -> Response {
     let executors = match state.store.list_executors(None, None, 500).await {
         Ok(executors) => executors,
         Err(e) => return operation_failure(&actor, &OperationError::Store(e)),

@@ -143,7 +143,7 @@ pub async fn repository_page(State(state): State<AppState>, request: Request) ->
         );
     };
     if !may_read(&state, &actor) {
-        return sign_in_first(&request);
+        return sign_in_first(request.uri());
     }
     let repo = match state
         .store

@@ -25,8 +25,7 @@ pub use assets::asset;
 pub use browse::repository_page;
 pub use search::search_page;
 
-use axum::extract::Request;
-use axum::http::{StatusCode, header};
+use axum::http::{StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use maud::{DOCTYPE, Markup, html};
 use quarry_auth::{Actor, AuthError, Credential};
@@ -146,8 +145,8 @@ fn local_path(return_to: Option<&str>) -> &str {
 }
 
 /// Sends a visitor who is not signed in to the sign-in page, to come back here after.
-fn sign_in_first(request: &Request) -> Response {
-    let here = request.uri().path_and_query().map_or("/", |p| p.as_str());
+fn sign_in_first(uri: &Uri) -> Response {
+    let here = uri.path_and_query().map_or("/", |p| p.as_str());
     let query = url::form_urlencoded::Serializer::new(String::new())
         .append_pair("returnTo", here)
         .finish();

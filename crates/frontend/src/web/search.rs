@@ -53,7 +53,7 @@ pub async fn search_page(
 ) -> Response {
     let actor = actor(&request);
     if !may_read(&state, &actor) {
-        return sign_in_first(&request);
+        return sign_in_first(request.uri());
     }
     let query = params.q.unwrap_or_default();
     if query.trim().is_empty() {
