@@ -124,7 +124,8 @@ function initQueryFields() {
 // ---------------------------------------------------------------------------------------------
 // Search results, in the same markup the server renders
 
-const LINES_SHOWN = 3;
+const CHUNKS_SHOWN = 2;
+const CONTEXT_LINES = 1;
 
 function marked(text, ranges) {
   const chars = Array.from(text);
@@ -171,17 +172,18 @@ function renderResult(match) {
   }
   let html = resultHeader(match);
   if (match.type === 'content') {
-    const rows = (match.chunkMatches || []).map((chunk) => {
-      const line = chunk.contentStart.line + 1;
-      return `<tr><td class="line"><a href="${blobUrl(match, line)}">${line}</a></td>` +
-        `<td class="code">${marked(chunk.content, columns(chunk.ranges))}</td></tr>`;
-    });
-    const shown = rows.slice(0, LINES_SHOWN);
-    const more = rows.slice(LINES_SHOWN);
-    html += `<table class="chunks"><tbody>${shown.join('')}</tbody></table>`;
+    const chunks = (match.chunkMatches || []).map((chunk) => '<tbody>' + chunk.content.split('\n').map((text, i) => {
+      const number = chunk.contentStart.line + i;
+      const ranges = (chunk.ranges || []).filter((r) => r.start.line === number).map((r) => [r.start.column, r.end.column]);
+      return `<tr class="${ranges.length ? 'match' : 'context'}"><td class="line"><a href="${blobUrl(match, number + 1)}">${number + 1}</a></td>` +
+        `<td class="code">${marked(text, ranges)}</td></tr>`;
+    }).join('') + '</tbody>');
+    const shown = chunks.slice(0, CHUNKS_SHOWN);
+    const more = chunks.slice(CHUNKS_SHOWN);
+    html += `<table class="chunks">${shown.join('')}</table>`;
     if (more.length) {
-      html += `<details class="more"><summary>Show ${more.length} more matching lines</summary>` +
-        `<table class="chunks"><tbody>${more.join('')}</tbody></table></details>`;
+      html += `<details class="more"><summary>Show ${more.length} more matches</summary>` +
+        `<table class="chunks">${more.join('')}</table></details>`;
     }
   }
   item.innerHTML = html;
@@ -267,7 +269,7 @@ async function streamSearch(query, { resume = false } = {}) {
   layout.dataset.complete = 'false';
   const results = $('.results', layout);
   const seen = new Set($$('.result', results).map((r) => r.dataset.key));
-  const params = new URLSearchParams({ q: query });
+  const params = new URLSearchParams({ q: query, cl: String(CONTEXT_LINES) });
   let response;
   try {
     response = await fetch('/.api/search/stream?' + params, { signal: controller.signal, headers: { Accept: 'text/event-stream' } });

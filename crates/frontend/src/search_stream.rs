@@ -6,8 +6,8 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use quarry_auth::Actor;
-use quarry_search::SearchOptions;
 use quarry_search::query::PatternType;
+use quarry_search::{MAX_CONTEXT_LINES, SearchOptions};
 use serde::Deserialize;
 
 use crate::AppState;
@@ -17,6 +17,8 @@ pub struct StreamParams {
     q: Option<String>,
     /// The pattern type used unless the query names one.
     t: Option<String>,
+    /// Lines of context around each match (Sourcegraph's `cl`), at most 10.
+    cl: Option<usize>,
 }
 
 /// Reads the optional `t` (pattern type) parameter shared by the search endpoints.
@@ -38,10 +40,20 @@ pub async fn stream(
     let Some(query) = params.q else {
         return (StatusCode::BAD_REQUEST, "missing query parameter q\n").into_response();
     };
-    let options = match search_options(params.t.as_deref(), &actor) {
+    let mut options = match search_options(params.t.as_deref(), &actor) {
         Ok(options) => options,
         Err(message) => return (StatusCode::BAD_REQUEST, format!("{message}\n")).into_response(),
     };
+    if let Some(lines) = params.cl {
+        if lines > MAX_CONTEXT_LINES {
+            return (
+                StatusCode::BAD_REQUEST,
+                format!("cl: at most {MAX_CONTEXT_LINES} context lines\n"),
+            )
+                .into_response();
+        }
+        options.context_lines = lines;
+    }
     let events = match state.searcher.search(&query, options) {
         Ok(events) => events,
         Err(e) => {

@@ -111,6 +111,14 @@ async fn the_web_app_searches_browses_and_administers_in_a_real_browser() {
             filters.contains("webapp") && filters.contains("Rust"),
             "{name}: {filters}"
         );
+        let context = browser
+            .execute("return [...document.querySelectorAll('.results .result td.line a')].map(a => a.textContent)", json!([]))
+            .await;
+        assert_eq!(
+            context,
+            json!(["19", "20", "21", "22", "23", "24"]),
+            "{name}: matches with a line of context, touching chunks merged"
+        );
         let streamed = result_keys(&browser).await;
         assert!(
             streamed.contains(&"webapp\tsrc/main.rs".to_string()),
@@ -129,7 +137,7 @@ async fn the_web_app_searches_browses_and_administers_in_a_real_browser() {
 
         // Follow a result to the file at the right line.
         let line_link = browser
-            .wait_for(".results .result td.line a[href*='/src/main.rs#L']")
+            .wait_for(".results .result tr.match td.line a[href*='/src/main.rs#L']")
             .await;
         assert_eq!(browser.text(&line_link).await, "20");
         browser.click(&line_link).await;
@@ -405,6 +413,27 @@ async fn pages_name_what_is_missing_and_refuse_bad_input() {
     assert!(
         body.contains("query-error") && body.contains("name=\"q\""),
         "{body}"
+    );
+
+    // Context lines on the stream: at most 10.
+    let too_many = client
+        .get(format!("{base}/.api/search/stream?q=needle_function&cl=11"))
+        .send()
+        .await
+        .expect("stream");
+    assert_eq!(too_many.status(), 400);
+    let with_context = client
+        .get(format!("{base}/.api/search/stream?q=needle_function&cl=2"))
+        .send()
+        .await
+        .expect("stream")
+        .text()
+        .await
+        .expect("events");
+    assert!(
+        with_context
+            .contains("\"content\":\"// filler line 18\\n// filler line 19\\nfn needle_function()"),
+        "{with_context}"
     );
 
     // Other tools' highlighting endpoint, and bad requests to it.

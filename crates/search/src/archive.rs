@@ -51,7 +51,7 @@ pub fn scan<R: Read>(
     query: &BasicQuery,
     max_file_size: u64,
     stop: &dyn Fn() -> bool,
-    on_match: &mut dyn FnMut(FileMatch) -> bool,
+    on_match: &mut dyn FnMut(FileMatch, &[u8]) -> bool,
 ) -> std::io::Result<ScanStats> {
     let mut stats = ScanStats::default();
     let mut archive = tar::Archive::new(reader);
@@ -85,7 +85,7 @@ pub fn scan<R: Read>(
         let text: &[u8] = if searchable { &content } else { &[] };
         stats.files_searched += usize::from(searchable);
         if let Some(found) = match_file(query.pattern.as_ref(), &path, text)
-            && !on_match(found)
+            && !on_match(found, text)
         {
             break;
         }
@@ -120,7 +120,7 @@ mod tests {
         ]);
         let plan = plan("needle -file:\\.go$", PatternType::Keyword).unwrap();
         let mut found = Vec::new();
-        let stats = scan(&archive[..], &plan.basics[0], 50, &|| false, &mut |m| {
+        let stats = scan(&archive[..], &plan.basics[0], 50, &|| false, &mut |m, _| {
             found.push(m.path);
             true
         })
@@ -141,7 +141,7 @@ mod tests {
             &plan.basics[0],
             1 << 20,
             &|| false,
-            &mut |m| {
+            &mut |m, _| {
                 found.push(m.path);
                 true
             },

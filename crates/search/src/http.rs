@@ -30,6 +30,8 @@ struct StreamParams {
     q: Option<String>,
     t: Option<String>,
     viewer: Option<String>,
+    /// Context lines.
+    cl: Option<usize>,
 }
 
 /// The index server's routes. With a secret, searching requires `Authorization: Bearer <secret>`.
@@ -73,6 +75,7 @@ async fn search_stream(
     };
     let mut options =
         SearchOptions::for_viewer(crate::shards::parse_viewer(params.viewer.as_deref()));
+    options.context_lines = params.cl.unwrap_or(0).min(crate::MAX_CONTEXT_LINES);
     if let Some(t) = params.t.as_deref().filter(|t| !t.is_empty()) {
         match PatternType::parse(t) {
             Some(pattern_type) => options.pattern_type = pattern_type,

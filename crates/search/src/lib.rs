@@ -19,5 +19,5 @@ pub mod ranking;
 mod service;
 mod shards;
 
-pub use service::{DEFAULT_MAX_FILE_SIZE, IndexState, SearchOptions, Searcher};
+pub use service::{DEFAULT_MAX_FILE_SIZE, IndexState, MAX_CONTEXT_LINES, SearchOptions, Searcher};
 pub use shards::{Ownership, RemoteShard};

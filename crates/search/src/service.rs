@@ -19,7 +19,7 @@ use crate::events::{
 };
 use crate::index::{self, IndexCatalog};
 use crate::languages::Language;
-use crate::matcher::{FileMatch, match_file};
+use crate::matcher::{FileMatch, LineMatch, match_file};
 use crate::query::{BasicQuery, ParseError, PatternType, Plan, ResultType, Select, Tristate, plan};
 use crate::ranking::score;
 use crate::shards::{Ownership, RemoteShard};
@@ -39,10 +39,16 @@ const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
 /// The most facets of each kind in the `filters` event.
 const MAX_FACETS: usize = 25;
 
+/// The most context lines a search returns around a match.
+pub const MAX_CONTEXT_LINES: usize = 10;
+
 #[derive(Debug, Clone, Copy)]
 pub struct SearchOptions {
     /// How patterns are read unless the query says `patterntype:`.
     pub pattern_type: PatternType,
+    /// Lines of context around each matching line (Sourcegraph's `cl`), at most
+    /// [`MAX_CONTEXT_LINES`]; chunks that touch are merged.
+    pub context_lines: usize,
     /// Whose search it is: repositories the viewer may not see are never searched nor counted.
     pub viewer: Viewer,
 }
@@ -52,6 +58,7 @@ impl SearchOptions {
     pub fn for_viewer(viewer: Viewer) -> Self {
         SearchOptions {
             pattern_type: PatternType::Keyword,
+            context_lines: 0,
             viewer,
         }
     }
@@ -139,6 +146,7 @@ struct Scan {
     query: BasicQuery,
     case_sensitive: bool,
     select: Option<Select>,
+    context_lines: usize,
 }
 
 /// A repository at one commit.
@@ -219,13 +227,14 @@ impl Searcher {
                 tokio::spawn(fan_out(shards, plan, query.to_string(), options, events));
             }
             _ => {
-                tokio::spawn(self.clone().run(plan, options.viewer, events));
+                tokio::spawn(self.clone().run(plan, options, events));
             }
         }
         Ok(receiver)
     }
 
-    async fn run(self, plan: Plan, viewer: Viewer, events: mpsc::Sender<SearchEvent>) {
+    async fn run(self, plan: Plan, options: SearchOptions, events: mpsc::Sender<SearchEvent>) {
+        let viewer = options.viewer;
         let mut results = Results::new(&plan);
         if let Some(message) = &plan.unsupported {
             let _ = events
@@ -270,6 +279,7 @@ impl Searcher {
                 query: basic.clone(),
                 case_sensitive: plan.case_sensitive,
                 select: plan.select,
+                context_lines: options.context_lines,
             });
             let candidates = repos.iter().filter(|r| {
                 !hidden.contains(&r.id)
@@ -369,11 +379,10 @@ impl Searcher {
         let sender = found.clone();
         let stop = cancel.clone();
         let scan_target = target.clone();
-        let select = scan.select;
-        let emit = move |file| {
-            sender
-                .blocking_send(Found::File(prepare(&scan_target, file, select)))
-                .is_ok()
+        let (select, context_lines) = (scan.select, scan.context_lines);
+        let emit = move |file, text: &[u8]| {
+            let prepared = prepare(&scan_target, file, text, select, context_lines);
+            sender.blocking_send(Found::File(prepared)).is_ok()
         };
         let current_index = match (&self.index, &revision) {
             (Some((catalog, config)), None) if config.current().search_index_enabled() => {
@@ -468,6 +477,72 @@ fn ranges_in(
         .collect()
 }
 
+/// The chunks of a file's matching lines: each line alone, or with `context` lines around it,
+/// chunks that touch or overlap merged into one. Ranges stay where they are in the file.
+fn chunks(lines: &[LineMatch], text: &[u8], context: usize) -> Vec<ChunkMatch> {
+    let lossy = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    let mut chunks: Vec<ChunkMatch> = Vec::with_capacity(lines.len());
+    // Where the last chunk ends: its byte offset (before the line break) and its last line.
+    let mut last: Option<(usize, usize)> = None;
+    for line in lines {
+        let ranges = ranges_in(&line.text, line.offset, line.line, &line.ranges);
+        let (mut start, mut first_line) = (line.offset, line.line);
+        let (mut end, mut last_line) = (line.offset + line.text.len(), line.line);
+        let with_context = context > 0 && end <= text.len();
+        if with_context {
+            for _ in 0..context {
+                if start == 0 {
+                    break;
+                }
+                start = text[..start - 1]
+                    .iter()
+                    .rposition(|&b| b == b'\n')
+                    .map_or(0, |p| p + 1);
+                first_line -= 1;
+            }
+            for _ in 0..context {
+                if end + 1 >= text.len() {
+                    break;
+                }
+                end = text[end + 1..]
+                    .iter()
+                    .position(|&b| b == b'\n')
+                    .map_or(text.len(), |p| end + 1 + p);
+                last_line += 1;
+            }
+        }
+        match (last, chunks.last_mut()) {
+            (Some((previous_end, previous_line)), Some(chunk))
+                if with_context && first_line <= previous_line + 1 =>
+            {
+                if end > previous_end {
+                    chunk.content.push_str(&lossy(&text[previous_end..end]));
+                }
+                chunk.ranges.extend(ranges);
+                last = Some((end.max(previous_end), last_line.max(previous_line)));
+            }
+            _ => {
+                let content = if with_context {
+                    lossy(&text[start..end])
+                } else {
+                    lossy(&line.text)
+                };
+                chunks.push(ChunkMatch {
+                    content,
+                    content_start: Location {
+                        offset: start,
+                        line: first_line,
+                        column: 0,
+                    },
+                    ranges,
+                });
+                last = Some((end, last_line));
+            }
+        }
+    }
+    chunks
+}
+
 /// A result ready to send, and the key that makes it a duplicate.
 struct Prepared {
     key: String,
@@ -477,7 +552,13 @@ struct Prepared {
 
 /// A file match turned into a result, ranked, where it was found (in the scanning thread, so the
 /// work is spread over cores).
-fn prepare(target: &Target, file: FileMatch, select: Option<Select>) -> Prepared {
+fn prepare(
+    target: &Target,
+    file: FileMatch,
+    text: &[u8],
+    select: Option<Select>,
+    context_lines: usize,
+) -> Prepared {
     let key = match select {
         Some(Select::Repo) => format!("repo\0{}", target.repo),
         _ => format!("file\0{}\0{}\0{}", target.repo, target.commit, file.path),
@@ -515,19 +596,7 @@ fn prepare(target: &Target, file: FileMatch, select: Option<Select>) -> Prepared
             repository_id: target.repo_id,
             commit: target.commit.clone(),
             branches,
-            chunk_matches: file
-                .lines
-                .iter()
-                .map(|line| ChunkMatch {
-                    content: String::from_utf8_lossy(&line.text).into_owned(),
-                    content_start: Location {
-                        offset: line.offset,
-                        line: line.line,
-                        column: 0,
-                    },
-                    ranges: ranges_in(&line.text, line.offset, line.line, &line.ranges),
-                })
-                .collect(),
+            chunk_matches: chunks(&file.lines, text, context_lines),
             path: file.path,
             language,
             path_matches,
@@ -974,5 +1043,46 @@ impl Results {
             .send(SearchEvent::Progress(self.progress(true)))
             .await;
         let _ = events.send(SearchEvent::Done).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(text: &str, number: usize, needle: &str) -> LineMatch {
+        let offset = text.split_inclusive('\n').take(number).map(str::len).sum();
+        let body = text[offset..].split('\n').next().unwrap_or("");
+        let at = body.find(needle).expect("needle on the line");
+        LineMatch {
+            line: number,
+            offset,
+            text: body.as_bytes().to_vec(),
+            ranges: vec![(at, at + needle.len())],
+        }
+    }
+
+    #[test]
+    fn context_lines_surround_matches_and_touching_chunks_merge() {
+        let text = "a\nb x\nc\nd\ne\nf\ng x\nh\n";
+        let lines = [line(text, 1, "x"), line(text, 6, "x")];
+        let alone = chunks(&lines, text.as_bytes(), 0);
+        assert_eq!(alone.len(), 2);
+        assert_eq!(alone[0].content, "b x");
+        let one = chunks(&lines, text.as_bytes(), 1);
+        assert_eq!(
+            one.iter().map(|c| c.content.as_str()).collect::<Vec<_>>(),
+            ["a\nb x\nc", "f\ng x\nh"]
+        );
+        assert_eq!(one[0].content_start.line, 0);
+        assert_eq!(one[1].content_start.line, 5);
+        assert_eq!(one[1].ranges[0].start.line, 6, "ranges stay where they are");
+        let two = chunks(&lines, text.as_bytes(), 2);
+        assert_eq!(two.len(), 1, "chunks that touch merge");
+        assert_eq!(two[0].content, "a\nb x\nc\nd\ne\nf\ng x\nh");
+        assert_eq!(two[0].ranges.len(), 2);
+        // At the file's ends, context stops.
+        let edge = chunks(&[line(text, 7, "h")], text.as_bytes(), 3);
+        assert_eq!(edge[0].content, "e\nf\ng x\nh");
     }
 }

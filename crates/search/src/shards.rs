@@ -78,6 +78,7 @@ impl RemoteShard {
                     ("q", query.as_str()),
                     ("t", options.pattern_type.name()),
                     ("viewer", &viewer_param(options.viewer)),
+                    ("cl", &options.context_lines.to_string()),
                 ]);
             if let Some(secret) = &self.secret {
                 request = request.bearer_auth(secret);

@@ -21,7 +21,7 @@ fn found_paths(catalog: &IndexCatalog, query: &str) -> Vec<String> {
         &plan.basics[0],
         plan.case_sensitive,
         &|| false,
-        &|m| {
+        &|m, _| {
             paths.lock().unwrap().push(m.path);
             true
         },

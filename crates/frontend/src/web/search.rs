@@ -9,7 +9,8 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use maud::{Markup, html};
 use quarry_auth::Actor;
-use quarry_search::events::{Facet, Match, Progress, SearchEvent};
+use quarry_search::SearchOptions;
+use quarry_search::events::{ChunkMatch, Facet, Match, Progress, SearchEvent};
 use serde::Deserialize;
 
 use super::{may_read, page_with_query, path_url, render, search_url, sign_in_first};
@@ -23,8 +24,11 @@ const FIRST_RESULTS: usize = 30;
 /// The most result groups one page renders.
 const MAX_DISPLAY: usize = 2_000;
 
-/// Matching lines shown in a file before "show more".
-const LINES_SHOWN: usize = 3;
+/// Chunks (matching lines with their context) shown in a file before "show more".
+const CHUNKS_SHOWN: usize = 2;
+
+/// Lines of context around each matching line.
+const CONTEXT_LINES: usize = 1;
 
 #[derive(Deserialize)]
 pub struct SearchParams {
@@ -64,7 +68,10 @@ pub async fn search_page(
         .unwrap_or(FIRST_RESULTS)
         .clamp(1, MAX_DISPLAY);
     let options = match search_options(params.t.as_deref(), &actor) {
-        Ok(options) => options,
+        Ok(options) => SearchOptions {
+            context_lines: CONTEXT_LINES,
+            ..options
+        },
         Err(message) => {
             let body = search_body(&query, None, Some(query_error(&query, None, &message)));
             return render(
@@ -337,32 +344,19 @@ fn result(found: &Match) -> Markup {
                 .iter()
                 .map(|r| (r.start.column, r.end.column))
                 .collect();
-            let lines: Vec<Markup> = chunk_matches
+            let chunks: Vec<Markup> = chunk_matches
                 .iter()
-                .map(|chunk| {
-                    let ranges: Vec<(usize, usize)> = chunk
-                        .ranges
-                        .iter()
-                        .map(|r| (r.start.column, r.end.column))
-                        .collect();
-                    let line = chunk.content_start.line + 1;
-                    html! {
-                        tr {
-                            td.line { a href=(blob_url(repository, branches, path, Some(line))) { (line) } }
-                            td.code { (marked(&chunk.content, &ranges)) }
-                        }
-                    }
-                })
+                .map(|chunk| chunk_rows(repository, branches, path, chunk))
                 .collect();
-            let (shown, more) = lines.split_at(lines.len().min(LINES_SHOWN));
+            let (shown, more) = chunks.split_at(chunks.len().min(CHUNKS_SHOWN));
             html! {
                 li.result data-key={ (repository) "\t" (path) } {
                     (result_header(repository, branches, path, &path_ranges, language.as_deref()))
-                    table.chunks { tbody { @for line in shown { (line) } } }
+                    table.chunks { @for chunk in shown { tbody { (chunk) } } }
                     @if !more.is_empty() {
                         details.more {
-                            summary { "Show " (more.len()) " more matching lines" }
-                            table.chunks { tbody { @for line in more { (line) } } }
+                            summary { "Show " (more.len()) " more matches" }
+                            table.chunks { @for chunk in more { tbody { (chunk) } } }
                         }
                     }
                 }
@@ -391,6 +385,25 @@ fn result(found: &Match) -> Markup {
                 h3 { a.repo href={ "/" (path_url(repository)) } { (repository) } }
             }
         },
+    }
+}
+
+/// The rows of one chunk: each line numbered and linked, matched ranges marked.
+fn chunk_rows(repository: &str, branches: &[String], path: &str, chunk: &ChunkMatch) -> Markup {
+    html! {
+        @for (i, text) in chunk.content.split('\n').enumerate() {
+            @let number = chunk.content_start.line + i;
+            @let ranges: Vec<(usize, usize)> = chunk
+                .ranges
+                .iter()
+                .filter(|r| r.start.line == number)
+                .map(|r| (r.start.column, r.end.column))
+                .collect();
+            tr class=(if ranges.is_empty() { "context" } else { "match" }) {
+                td.line { a href=(blob_url(repository, branches, path, Some(number + 1))) { (number + 1) } }
+                td.code { (marked(text, &ranges)) }
+            }
+        }
     }
 }
 

@@ -19,7 +19,7 @@ pub fn search(
     query: &BasicQuery,
     case_sensitive: bool,
     stop: &(dyn Fn() -> bool + Sync),
-    on_match: &(dyn Fn(FileMatch) -> bool + Sync),
+    on_match: &(dyn Fn(FileMatch, &[u8]) -> bool + Sync),
 ) -> Result<ScanStats, IndexError> {
     if let [(shard, tombstones)] = index.shards.as_slice() {
         return search_shard(shard, tombstones, query, case_sensitive, stop, on_match);
@@ -53,7 +53,7 @@ fn search_shard(
     query: &BasicQuery,
     case_sensitive: bool,
     stop: &(dyn Fn() -> bool + Sync),
-    on_match: &(dyn Fn(FileMatch) -> bool + Sync),
+    on_match: &(dyn Fn(FileMatch, &[u8]) -> bool + Sync),
 ) -> Result<ScanStats, IndexError> {
     let mut stats = ScanStats::default();
     {
@@ -86,8 +86,8 @@ fn search_shard(
             if !query.scopes.path_matches(&meta.path) {
                 continue;
             }
-            let found = if meta.flags != 0 {
-                match_file(query.pattern.as_ref(), &meta.path, b"")
+            let (found, text): (_, &[u8]) = if meta.flags != 0 {
+                (match_file(query.pattern.as_ref(), &meta.path, b""), b"")
             } else {
                 let (block, offset, len) = shard.locate(doc);
                 if cached.as_ref().map(|(b, _)| *b) != Some(block) {
@@ -100,10 +100,10 @@ fn search_shard(
                         IndexError::Corrupt(format!("document {} outside its block", meta.path))
                     })?;
                 stats.files_searched += 1;
-                match_file(query.pattern.as_ref(), &meta.path, text)
+                (match_file(query.pattern.as_ref(), &meta.path, text), text)
             };
             if let Some(found) = found
-                && !on_match(found)
+                && !on_match(found, text)
             {
                 return Ok(stats);
             }
