@@ -125,6 +125,28 @@ async fn the_web_app_searches_browses_and_administers_in_a_real_browser() {
             "{streamed:?}"
         );
 
+        // Arrow keys move through results; `/` goes back to the search box.
+        browser
+            .execute("document.activeElement.blur()", json!([]))
+            .await;
+        browser.press("\u{E015}").await;
+        let focused = browser
+            .execute(
+                "return document.activeElement.closest('.result.selected') !== null",
+                json!([]),
+            )
+            .await;
+        assert_eq!(
+            focused,
+            json!(true),
+            "{name}: arrow down selects the first result"
+        );
+        browser.press("/").await;
+        let in_box = browser
+            .execute("return document.activeElement.id", json!([]))
+            .await;
+        assert_eq!(in_box, json!("q"), "{name}: / focuses the search box");
+
         // The query box highlights filters as they are typed.
         browser.clear(&box_).await;
         browser
@@ -140,6 +162,9 @@ async fn the_web_app_searches_browses_and_administers_in_a_real_browser() {
             .wait_for(".results .result tr.match td.line a[href*='/src/main.rs#L']")
             .await;
         assert_eq!(browser.text(&line_link).await, "20");
+        browser
+            .execute("window.stayedOnPage = true", json!([]))
+            .await;
         browser.click(&line_link).await;
         browser.wait_for("table.lines").await;
         assert!(
@@ -158,6 +183,14 @@ async fn the_web_app_searches_browses_and_administers_in_a_real_browser() {
             .await;
         let keyword = browser.text(&browser.wait_for("#L20 .k").await).await;
         assert_eq!(keyword, "fn", "{name}: highlighted keyword");
+        let stayed = browser
+            .execute("return window.stayedOnPage === true", json!([]))
+            .await;
+        assert_eq!(
+            stayed,
+            json!(true),
+            "{name}: in-app links navigate without a full reload"
+        );
 
         // Select a range: click line 3, shift-click line 5.
         browser
@@ -292,6 +325,67 @@ async fn the_web_app_searches_browses_and_administers_in_a_real_browser() {
         assert_eq!(
             saved["site"]["configuration"]["effectiveContents"],
             json!(good)
+        );
+
+        // Repositories: clone and index status, and "fetch now".
+        browser
+            .goto(&format!("{base}/site-admin/repositories"))
+            .await;
+        let status = browser
+            .text(&browser.wait_for("tr[data-repo='webapp'] td.status").await)
+            .await;
+        assert_eq!(status, "cloned");
+        browser
+            .click(&browser.wait_for("tr[data-repo='webapp'] button").await)
+            .await;
+        browser
+            .wait_until(
+                "return location.pathname === '/site-admin/repositories'",
+                "back to the list",
+            )
+            .await;
+
+        // Code host connections: a bad root is refused in place, a good one is added, then deleted.
+        let other = tempfile::tempdir().expect("another root");
+        TestRepo::init(&other.path().join("extra"))
+            .expect("init")
+            .commit(&[("a.txt", "a\n")], "a")
+            .expect("commit");
+        browser
+            .goto(&format!("{base}/site-admin/external-services/new"))
+            .await;
+        let fill = "document.querySelector('#display_name').value = arguments[0];\
+                    document.querySelector('#config').value = arguments[1];\
+                    document.querySelector('form.editor button[type=submit]').click();";
+        browser
+            .execute(fill, json!(["Extra", "{\"root\": \"/no/such/directory\"}"]))
+            .await;
+        let refused = browser.text(&browser.wait_for("p.error").await).await;
+        assert!(
+            refused.starts_with("root: cannot read /no/such/directory"),
+            "{name}: {refused}"
+        );
+        let config = json!({ "root": other.path() }).to_string();
+        browser.wait_for("#config").await;
+        browser.execute(fill, json!(["Extra", config])).await;
+        browser
+            .wait_until(
+                "return /^\\/site-admin\\/external-services\\/\\d+$/.test(location.pathname)",
+                "the new connection's page",
+            )
+            .await;
+        browser
+            .click(&browser.wait_for("button.danger").await)
+            .await;
+        browser
+            .wait_until(
+                "return location.pathname === '/site-admin/external-services'",
+                "back to the connections",
+            )
+            .await;
+        assert!(
+            !browser.page_text().await.contains("Extra"),
+            "{name}: deleted"
         );
 
         // An executor appears as active once it heartbeats.

@@ -207,6 +207,14 @@ impl Browser {
         .await;
     }
 
+    /// Presses and releases one key (WebDriver key codes such as `\u{E015}` for arrow down).
+    pub async fn press(&self, key: &str) {
+        let actions = json!({ "actions": [{ "type": "key", "id": "keyboard", "actions": [
+            { "type": "keyDown", "value": key }, { "type": "keyUp", "value": key },
+        ]}]});
+        self.command("POST", "/actions", actions).await;
+    }
+
     /// Runs a script in the page (`arguments` holds `args`) and returns its result.
     pub async fn execute(&self, script: &str, args: Value) -> Value {
         self.command(
