@@ -177,7 +177,7 @@ def main():
         streams = [quarry.search(query) for _ in range(args.runs)]
         first = run.percentile([s[1] for s in streams], 50)
         done = run.percentile([s[0] for s in streams], 50)
-        if streams[0][2] < 100:
+        if 0 < streams[0][2] < 100:
             selective.append((query, first))
         say(f"| `{query}` | {shown} | {ms(run.percentile(pages, 50))} | {ms(run.percentile(pages, 95))} "
             f"| {ms(first)} | {ms(done)} |")

@@ -285,9 +285,15 @@ impl Highlighter {
     /// Highlights a file. Never fails: what cannot be highlighted is escaped plain text, and
     /// `plain` says why.
     pub fn highlight(&self, path: &str, code: &str) -> Highlighted {
+        self.highlight_in_parts(path, code).0
+    }
+
+    /// Highlights a file, and says how many parts had to be highlighted again because the
+    /// part before them did not end where their helper guessed.
+    fn highlight_in_parts(&self, path: &str, code: &str) -> (Highlighted, usize) {
         let lines: Vec<&str> = split_lines(code);
         if code.len() > self.limits.max_bytes {
-            return Highlighted {
+            let plain = Highlighted {
                 language: None,
                 lines: lines.iter().map(|l| escape_line(l)).collect(),
                 plain: Some(PlainReason::TooLarge {
@@ -295,19 +301,22 @@ impl Highlighter {
                     limit: self.limits.max_bytes,
                 }),
             };
+            return (plain, 0);
         }
         let Some(syntax) = self.syntax_for(path, code) else {
-            return Highlighted {
+            let plain = Highlighted {
                 language: None,
                 lines: lines.iter().map(|l| escape_line(l)).collect(),
                 plain: Some(PlainReason::UnknownLanguage),
             };
+            return (plain, 0);
         };
         let deadline = Instant::now() + self.limits.time_budget;
         let bounds = chunk_bounds(&lines);
         let parts: Vec<&[&str]> = bounds.windows(2).map(|w| &lines[w[0]..w[1]]).collect();
-        let initial = self.initial_state(syntax);
-        let mut state = initial.clone();
+        let mut state = self.initial_state(syntax);
+        let resting = self.resting_state(syntax);
+        let mut redone = 0;
         let mut out = Highlighted {
             language: Some(syntax.name.clone()),
             lines: Vec::with_capacity(lines.len()),
@@ -315,19 +324,19 @@ impl Highlighter {
         };
         let mut long_lines = 0;
         // Parser states cannot cross threads, so this thread highlights the first part and
-        // helpers the others, each guessing that its part starts in the initial state. This
-        // thread then takes a helper's lines when the part before really ended in that state
-        // and otherwise highlights the part itself from the true state.
+        // helpers the others, each guessing that its part starts at rest (the top level, past
+        // the first line). This thread then takes a helper's lines when the part before really
+        // ended at rest, and otherwise highlights the part itself from the true state.
         std::thread::scope(|scope| {
             let helpers: Vec<_> = parts
                 .iter()
                 .skip(1)
                 .map(|part| {
                     scope.spawn(move || {
-                        let mut guess = self.initial_state(syntax);
+                        let mut guess = self.resting_state(syntax);
                         let chunk = self.highlight_chunk(part, &mut guess, deadline);
-                        let ends_initial = guess == self.initial_state(syntax);
-                        (chunk, ends_initial)
+                        let ends_at_rest = guess == self.resting_state(syntax);
+                        (chunk, ends_at_rest)
                     })
                 })
                 .collect();
@@ -335,15 +344,20 @@ impl Highlighter {
             for (index, part) in parts.iter().enumerate() {
                 let helper = if index == 0 { None } else { helpers.next() };
                 let chunk = match helper.map(|h| h.join()) {
-                    Some(Ok((chunk, ends_initial))) if state == initial => {
-                        if ends_initial || index + 1 == parts.len() {
+                    Some(Ok((chunk, ends_at_rest))) if state == resting => {
+                        if ends_at_rest || index + 1 == parts.len() {
+                            state = resting.clone();
                             chunk
                         } else {
                             // Right, but the state it ends in is needed for the next part.
                             self.highlight_chunk(part, &mut state, deadline)
                         }
                     }
-                    _ => self.highlight_chunk(part, &mut state, deadline),
+                    Some(_) => {
+                        redone += 1;
+                        self.highlight_chunk(part, &mut state, deadline)
+                    }
+                    None => self.highlight_chunk(part, &mut state, deadline),
                 };
                 long_lines += chunk.long_lines;
                 out.lines.extend(chunk.lines);
@@ -371,7 +385,16 @@ impl Highlighter {
                 });
             }
         });
-        out
+        (out, redone)
+    }
+
+    /// The state at the top level past the first line: the initial state after one empty line
+    /// (a parser remembers whether it is on the first line, where some grammars differ).
+    fn resting_state(&self, syntax: &SyntaxReference) -> LineState {
+        let mut state = self.initial_state(syntax);
+        let far = Instant::now() + Duration::from_secs(3600);
+        self.highlight_chunk(&["\n"], &mut state, far);
+        state
     }
 
     fn initial_state(&self, syntax: &SyntaxReference) -> LineState {
@@ -700,9 +723,16 @@ mod tests {
             &mut start,
             Instant::now() + Duration::from_secs(60),
         );
-        let split = highlighter.highlight("a.rs", &code);
+        let (split, redone) = highlighter.highlight_in_parts("a.rs", &code);
         assert_eq!(split.plain, None);
         assert_eq!(split.lines, whole.lines);
+        if chunk_bounds(&lines).len() > 2 {
+            assert_eq!(redone, 1, "the part that starts inside the string is done again");
+            // Without the string, every helper's guess holds.
+            let plain_code: String = (0..4_000).map(|i| format!("fn f{i}() {{}}\n\n")).collect();
+            let (_, redone) = highlighter.highlight_in_parts("a.rs", &plain_code);
+            assert_eq!(redone, 0, "helpers' parts are used as they are");
+        }
         let not_code = split
             .lines
             .iter()
