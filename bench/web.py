@@ -11,6 +11,7 @@ chromium and chromium-driver."""
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -65,7 +66,8 @@ class Browser:
     def __init__(self):
         self.port = run.free_port()
         self.profile = tempfile.mkdtemp(prefix="quarry-bench-chromium-")
-        self.driver = subprocess.Popen(["chromedriver", f"--port={self.port}"],
+        # Its own session (process group), so that Chromium is stopped with it.
+        self.driver = subprocess.Popen(["chromedriver", f"--port={self.port}"], start_new_session=True,
                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.base = f"http://127.0.0.1:{self.port}"
         deadline = time.time() + 30
@@ -113,7 +115,8 @@ class Browser:
         try:
             self.call("DELETE", "")
         finally:
-            self.driver.kill()
+            os.killpg(self.driver.pid, signal.SIGKILL)
+            self.driver.wait()
 
 
 def browser_first_result(browser, url, query):
@@ -188,7 +191,7 @@ def main():
     timed_post(quarry.url + "/.api/highlight", quarry.token, payload)
     runs = []
     answer = {}
-    for _ in range(args.runs):
+    for _ in range(max(args.runs, 20)):
         seconds, body = timed_post(quarry.url + "/.api/highlight", quarry.token, payload)
         runs.append(seconds)
         answer = json.loads(body)

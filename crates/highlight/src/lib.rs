@@ -727,7 +727,10 @@ mod tests {
         assert_eq!(split.plain, None);
         assert_eq!(split.lines, whole.lines);
         if chunk_bounds(&lines).len() > 2 {
-            assert_eq!(redone, 1, "the part that starts inside the string is done again");
+            assert_eq!(
+                redone, 1,
+                "the part that starts inside the string is done again"
+            );
             // Without the string, every helper's guess holds.
             let plain_code: String = (0..4_000).map(|i| format!("fn f{i}() {{}}\n\n")).collect();
             let (_, redone) = highlighter.highlight_in_parts("a.rs", &plain_code);

@@ -2,6 +2,7 @@
 //! `chromedriver`: enough of the protocol to open pages, find elements, type, click and run
 //! scripts.
 
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -45,10 +46,12 @@ impl Browser {
     /// Starts chromedriver and a headless Chromium session, with JavaScript on or off.
     pub async fn start(javascript: bool) -> Browser {
         let port = free_port();
+        // Its own process group, so Chromium goes with it even when a test fails midway.
         let driver = Command::new(CHROMEDRIVER)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
+            .process_group(0)
             .spawn()
             .expect("start chromedriver");
         let profile = tempfile::tempdir().expect("a browser profile directory");
@@ -250,16 +253,16 @@ impl Browser {
     }
 
     /// Ends the session (closing Chromium) and chromedriver.
-    pub async fn close(mut self) {
+    pub async fn close(self) {
         self.call("DELETE", "", json!({})).await;
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
     }
 }
 
 impl Drop for Browser {
+    /// Stops chromedriver and every Chromium process it started.
     fn drop(&mut self) {
-        let _ = self.driver.kill();
+        let group = format!("-{}", self.driver.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.driver.wait();
     }
 }
