@@ -36,6 +36,10 @@ fn corpus(root: &std::path::Path) {
             ),
             ("src/main.rs", &main_rs("")),
             ("data/logo.bin", "PNG\0\0\u{1}binary"),
+            (
+                "data/huge.txt",
+                &"a line of a file too large to show\n".repeat(150_000),
+            ),
         ],
         "first",
     )
@@ -499,6 +503,63 @@ async fn pages_name_what_is_missing_and_refuse_bad_input() {
     assert_eq!(
         raw.bytes().await.expect("bytes").as_ref(),
         b"PNG\0\0\x01binary"
+    );
+
+    // A file too large to show: a notice and the raw link.
+    let (status, body) = page("/webapp/-/blob/data/huge.txt").await;
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("This file is too large to show"),
+        "{}",
+        &body[..body.len().min(2000)]
+    );
+    assert!(body.contains("/webapp/-/raw/data/huge.txt") && body.len() < 100_000);
+
+    // The GraphQL fields the pages stand on.
+    let data = instance
+        .data(
+            r#"{ repository(name: "webapp") {
+                branches { totalCount nodes { displayName target { oid } } }
+                tags { nodes { name displayName } }
+                commits(first: 5, rev: "feature") { subject }
+                commit(rev: "feature") {
+                    tree(path: "src") { entries { name isDirectory } }
+                    blob(path: "src/main.rs") { highlight { aborted language html } }
+                }
+            } }"#,
+            json!({}),
+        )
+        .await;
+    let repository = &data["repository"];
+    let branches: Vec<&str> = repository["branches"]["nodes"]
+        .as_array()
+        .map(|n| n.iter().filter_map(|b| b["displayName"].as_str()).collect())
+        .unwrap_or_default();
+    assert!(
+        branches.contains(&"feature") && repository["branches"]["totalCount"] == json!(2),
+        "{data}"
+    );
+    assert_eq!(
+        repository["tags"]["nodes"],
+        json!([{ "name": "refs/tags/v1.0", "displayName": "v1.0" }])
+    );
+    assert_eq!(
+        repository["commits"],
+        json!([{ "subject": "feature work" }, { "subject": "first" }])
+    );
+    assert_eq!(
+        repository["commit"]["tree"]["entries"],
+        json!([{ "name": "main.rs", "isDirectory": false }])
+    );
+    let highlight = &repository["commit"]["blob"]["highlight"];
+    assert_eq!(highlight["aborted"], json!(false));
+    assert_eq!(highlight["language"], json!("Rust"));
+    assert!(
+        highlight["html"]
+            .as_str()
+            .unwrap_or("")
+            .contains("<span class=\"f\">feature_only</span>"),
+        "{highlight}"
     );
 
     // A query with an error: the error in place, with the form still there.
