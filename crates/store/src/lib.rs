@@ -14,6 +14,7 @@ mod audit;
 mod error;
 mod executors;
 mod external_services;
+mod jobs;
 mod migrate;
 mod permissions;
 mod repos;
@@ -32,6 +33,7 @@ pub use audit::{AuditEntry, NewAuditEntry};
 pub use error::StoreError;
 pub use executors::{Executor, ExecutorHeartbeat};
 pub use external_services::{ExternalService, ExternalServiceKind};
+pub use jobs::{JobLogEntry, JobOutcome, JobRecord, JobState, NewJob, QueueStats, StalledReset};
 pub use permissions::{RepoPermissions, Viewer};
 pub use repos::{
     CloneStatus, FetchFailure, FetchSuccess, Repo, RepoFilter, RepoUpsert, RepoUpsertOutcome,
@@ -118,6 +120,14 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// Unix time in milliseconds.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 /// Seconds since the Unix epoch.

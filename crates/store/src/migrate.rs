@@ -8,11 +8,13 @@ const SQLITE: &[(i64, &str)] = &[
     (1, include_str!("../migrations/sqlite/0001_spine.sql")),
     (2, include_str!("../migrations/sqlite/0002_accounts.sql")),
     (3, include_str!("../migrations/sqlite/0003_executors.sql")),
+    (4, include_str!("../migrations/sqlite/0004_jobs.sql")),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_spine.sql")),
     (2, include_str!("../migrations/postgres/0002_accounts.sql")),
     (3, include_str!("../migrations/postgres/0003_executors.sql")),
+    (4, include_str!("../migrations/postgres/0004_jobs.sql")),
 ];
 
 /// An arbitrary constant that serialises migrations of several processes starting at once.
