@@ -197,9 +197,15 @@ impl Store {
         job(&row)
     }
 
-    /// Hands the oldest ready job of a queue to a worker. On PostgreSQL concurrent dequeues skip
+    /// Hands the oldest ready job of a queue to a worker, with the digest of the token that
+    /// will authenticate the worker's calls about it. On PostgreSQL concurrent dequeues skip
     /// each other's rows; on SQLite the statement runs alone.
-    pub async fn dequeue_job(&self, queue: &str, worker: &str) -> Result<Option<JobRecord>> {
+    pub async fn dequeue_job(
+        &self,
+        queue: &str,
+        worker: &str,
+        token_sha256: &str,
+    ) -> Result<Option<JobRecord>> {
         let at = now_ms();
         let skip_locked = match self.dialect {
             Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
@@ -207,7 +213,7 @@ impl Store {
         };
         let row = sqlx::query(&format!(
             "UPDATE jobs SET state = 'processing', worker_hostname = $1, started_at = $2, \
-             last_heartbeat_at = $2, attempt = attempt + 1, finished_at = NULL \
+             last_heartbeat_at = $2, attempt = attempt + 1, finished_at = NULL, token_sha256 = $4 \
              WHERE id = (SELECT id FROM jobs WHERE queue = $3 AND state = 'queued' \
              AND process_after <= $2 ORDER BY id LIMIT 1{skip_locked}) \
              AND state = 'queued' RETURNING {COLUMNS}"
@@ -215,6 +221,18 @@ impl Store {
         .bind(worker)
         .bind(at)
         .bind(queue)
+        .bind(token_sha256)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(job).transpose()
+    }
+
+    /// The job a token was issued for, while its worker holds it.
+    pub async fn job_by_token(&self, token_sha256: &str) -> Result<Option<JobRecord>> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM jobs WHERE token_sha256 = $1 AND state = 'processing'"
+        ))
+        .bind(token_sha256)
         .fetch_optional(&self.pool)
         .await?;
         row.as_ref().map(job).transpose()
@@ -273,6 +291,7 @@ impl Store {
         };
         let failed = sqlx::query(
             "UPDATE jobs SET state = 'failed', finished_at = $1, worker_hostname = NULL, \
+             token_sha256 = NULL, \
              failure_message = 'the job stopped sending heartbeats too many times' \
              WHERE state = 'processing' AND last_heartbeat_at < $2 AND num_resets >= $3 \
              RETURNING id",
@@ -283,7 +302,7 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         let reset = sqlx::query(
-            "UPDATE jobs SET state = 'queued', worker_hostname = NULL, \
+            "UPDATE jobs SET state = 'queued', worker_hostname = NULL, token_sha256 = NULL, \
              num_resets = num_resets + 1, process_after = $1 \
              WHERE state = 'processing' AND last_heartbeat_at < $2 AND num_resets < $3 \
              RETURNING id",
@@ -330,7 +349,8 @@ impl Store {
             "WHERE id = $2 AND queue = $3 AND worker_hostname = $4 AND state = 'processing'";
         let row = match outcome {
             JobOutcome::Completed => sqlx::query(&format!(
-                "UPDATE jobs SET state = 'completed', finished_at = $1 {owned} RETURNING state"
+                "UPDATE jobs SET state = 'completed', finished_at = $1, token_sha256 = NULL {owned} \
+                 RETURNING state"
             ))
             .bind(at)
             .bind(id)
@@ -343,6 +363,7 @@ impl Store {
                 retry_after_ms,
             } => sqlx::query(&format!(
                 "UPDATE jobs SET num_failures = num_failures + 1, failure_message = $5, \
+                 token_sha256 = NULL, \
                  state = CASE WHEN cancel_requested = 0 AND num_failures + 1 < max_attempts \
                  THEN 'queued' WHEN cancel_requested = 0 THEN 'errored' ELSE 'canceled' END, \
                  worker_hostname = CASE WHEN cancel_requested = 0 AND num_failures + 1 < max_attempts \
@@ -361,7 +382,8 @@ impl Store {
             .await?,
             JobOutcome::Failed { message } => sqlx::query(&format!(
                 "UPDATE jobs SET state = CASE WHEN cancel_requested = 0 THEN 'failed' \
-                 ELSE 'canceled' END, failure_message = $5, finished_at = $1 {owned} \
+                 ELSE 'canceled' END, failure_message = $5, finished_at = $1, \
+                 token_sha256 = NULL {owned} \
                  RETURNING state"
             ))
             .bind(at)
@@ -488,6 +510,11 @@ mod tests {
     use super::*;
     use crate::testing::with_each_store;
 
+    /// A distinct token digest per dequeue (the column is unique).
+    fn token() -> String {
+        format!("{:064x}", fastrand::u128(..))
+    }
+
     fn new(queue: &str, max_attempts: i64) -> NewJob<'_> {
         NewJob {
             queue,
@@ -517,7 +544,7 @@ mod tests {
             assert_eq!(stats.oldest_queued_at, Some(first.queued_at));
 
             let taken = store
-                .dequeue_job("codeintel", "w1")
+                .dequeue_job("codeintel", "w1", &token())
                 .await
                 .expect("dequeue")
                 .expect("a job");
@@ -525,14 +552,14 @@ mod tests {
             assert_eq!(taken.state, JobState::Processing);
             assert_eq!(taken.attempt, 1);
             let other = store
-                .dequeue_job("codeintel", "w2")
+                .dequeue_job("codeintel", "w2", &token())
                 .await
                 .expect("dequeue")
                 .expect("a job");
             assert_eq!(other.id, second.id);
             assert!(
                 store
-                    .dequeue_job("codeintel", "w3")
+                    .dequeue_job("codeintel", "w3", &token())
                     .await
                     .expect("dequeue")
                     .is_none()
@@ -641,7 +668,7 @@ mod tests {
                 .await
                 .expect("enqueue");
             store
-                .dequeue_job("codeintel", "w1")
+                .dequeue_job("codeintel", "w1", &token())
                 .await
                 .expect("dequeue")
                 .expect("job");
@@ -655,7 +682,7 @@ mod tests {
                 .expect("finish");
             assert_eq!(state, Some(JobState::Queued), "one attempt left: retried");
             let again = store
-                .dequeue_job("codeintel", "w1")
+                .dequeue_job("codeintel", "w1", &token())
                 .await
                 .expect("dequeue")
                 .expect("job");
@@ -672,7 +699,7 @@ mod tests {
                 .await
                 .expect("enqueue");
             store
-                .dequeue_job("codeintel", "w1")
+                .dequeue_job("codeintel", "w1", &token())
                 .await
                 .expect("dequeue")
                 .expect("job");
@@ -686,7 +713,7 @@ mod tests {
                 .expect("finish");
             assert!(
                 store
-                    .dequeue_job("codeintel", "w1")
+                    .dequeue_job("codeintel", "w1", &token())
                     .await
                     .expect("dequeue")
                     .is_none()
@@ -699,7 +726,7 @@ mod tests {
                 .expect("enqueue");
             for round in 0..3 {
                 store
-                    .dequeue_job("batches", "w9")
+                    .dequeue_job("batches", "w9", &token())
                     .await
                     .expect("dequeue")
                     .expect("job");
@@ -728,7 +755,7 @@ mod tests {
                 .await
                 .expect("enqueue");
             store
-                .dequeue_job("batches", "w9")
+                .dequeue_job("batches", "w9", &token())
                 .await
                 .expect("dequeue")
                 .expect("job");

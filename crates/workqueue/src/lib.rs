@@ -131,12 +131,13 @@ impl WorkQueues {
         Ok(job)
     }
 
-    /// The oldest ready job of the first of `queues` that has one, handed to `worker`; waits up
-    /// to `wait` for one to arrive (zero: answer at once).
+    /// The oldest ready job of the first of `queues` that has one, handed to `worker` with the
+    /// digest of its job token; waits up to `wait` for one to arrive (zero: answer at once).
     pub async fn dequeue(
         &self,
         queues: &[&str],
         worker: &str,
+        token_sha256: &str,
         wait: Duration,
     ) -> Result<Option<JobRecord>> {
         for queue in queues {
@@ -154,7 +155,7 @@ impl WorkQueues {
                 n.as_mut().enable();
             }
             for queue in queues {
-                if let Some(job) = self.store.dequeue_job(queue, worker).await? {
+                if let Some(job) = self.store.dequeue_job(queue, worker, token_sha256).await? {
                     return Ok(Some(job));
                 }
             }
@@ -287,6 +288,11 @@ mod tests {
     use super::*;
     use quarry_store::testing::with_each_store;
 
+    /// A distinct token digest per dequeue.
+    fn token() -> String {
+        format!("{:064x}", fastrand::u128(..))
+    }
+
     fn queues(store: Store) -> WorkQueues {
         WorkQueues::new(
             store,
@@ -313,7 +319,12 @@ mod tests {
                 tokio::spawn(async move {
                     let started = tokio::time::Instant::now();
                     let job = queues
-                        .dequeue(&["batches", "codeintel"], "w1", Duration::from_secs(20))
+                        .dequeue(
+                            &["batches", "codeintel"],
+                            "w1",
+                            &token(),
+                            Duration::from_secs(20),
+                        )
                         .await;
                     (job, started.elapsed())
                 })
@@ -330,12 +341,14 @@ mod tests {
             assert!(waited < Duration::from_secs(20), "{waited:?}");
             // Nothing queued: a plain dequeue answers at once.
             let none = queues
-                .dequeue(&["codeintel"], "w1", Duration::ZERO)
+                .dequeue(&["codeintel"], "w1", &token(), Duration::ZERO)
                 .await
                 .expect("dequeue");
             assert!(none.is_none());
             assert!(matches!(
-                queues.dequeue(&["nope"], "w1", Duration::ZERO).await,
+                queues
+                    .dequeue(&["nope"], "w1", &token(), Duration::ZERO)
+                    .await,
                 Err(WorkQueueError::UnknownQueue(_))
             ));
         })
@@ -351,7 +364,7 @@ mod tests {
                 .await
                 .expect("enqueue");
             queues
-                .dequeue(&["batches"], "w1", Duration::ZERO)
+                .dequeue(&["batches"], "w1", &token(), Duration::ZERO)
                 .await
                 .expect("dequeue");
             let stats = queues.stats("batches").await.expect("stats");
@@ -364,7 +377,7 @@ mod tests {
                 Some(JobState::Queued)
             );
             queues
-                .dequeue(&["batches"], "w1", Duration::ZERO)
+                .dequeue(&["batches"], "w1", &token(), Duration::ZERO)
                 .await
                 .expect("dequeue");
             assert_eq!(
@@ -379,7 +392,7 @@ mod tests {
                 .await
                 .expect("enqueue");
             queues
-                .dequeue(&["codeintel"], "w1", Duration::ZERO)
+                .dequeue(&["codeintel"], "w1", &token(), Duration::ZERO)
                 .await
                 .expect("dequeue");
             assert_eq!(

@@ -17,10 +17,13 @@ CREATE TABLE jobs (
     num_failures BIGINT NOT NULL DEFAULT 0,
     max_attempts BIGINT NOT NULL DEFAULT 1,
     cancel_requested BIGINT NOT NULL DEFAULT 0,
-    failure_message TEXT
+    failure_message TEXT,
+    -- SHA-256 of the job's token while a worker holds it (Sourcegraph's executor job token).
+    token_sha256 TEXT
 );
 CREATE INDEX jobs_dequeue ON jobs (queue, state, process_after, id);
 CREATE INDEX jobs_worker ON jobs (worker_hostname, state);
+CREATE UNIQUE INDEX jobs_token ON jobs (token_sha256);
 
 CREATE TABLE job_logs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
