@@ -9,6 +9,7 @@ use quarry_highlight::Highlighter;
 use quarry_repos::RepoUpdater;
 use quarry_search::Searcher;
 use quarry_store::Store;
+use quarry_workqueue::WorkQueues;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -20,4 +21,6 @@ pub struct AppState {
     pub accounts: Accounts,
     /// Grammars are loaded once and shared.
     pub highlighter: Arc<Highlighter>,
+    /// The executors' job queues.
+    pub queues: WorkQueues,
 }

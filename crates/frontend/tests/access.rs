@@ -1,35 +1,17 @@
 //! Every route, called as nobody, as a user, as a site admin and with bad credentials, gets the
 //! status it should; on SQLite and PostgreSQL, in process.
 
+mod common;
+
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{Request, StatusCode};
-use quarry_auth::{AccountForm, Accounts, Actor};
-use quarry_config::SiteConfigManager;
+use quarry_auth::{AccountForm, Actor};
 use quarry_frontend::{AppState, router};
-use quarry_gitserver::LocalGitService;
-use quarry_repos::RepoUpdater;
-use quarry_store::Store;
 use quarry_store::testing::with_each_store;
 use tower::ServiceExt;
-
-async fn state(store: Store, dir: &std::path::Path) -> AppState {
-    let site = Arc::new(SiteConfigManager::load(store.clone(), None).await.unwrap());
-    let git = Arc::new(LocalGitService::open(&dir.join("repos")).unwrap());
-    let updater = Arc::new(RepoUpdater::new(store.clone(), git.clone(), site.live()));
-    AppState {
-        searcher: quarry_search::Searcher::new(store.clone(), git.clone()),
-        accounts: Accounts::new(store.clone(), site.live()),
-        store,
-        git,
-        site,
-        updater,
-        highlighter: Arc::new(quarry_highlight::Highlighter::default()),
-    }
-}
 
 /// How a request authenticates.
 #[derive(Clone, Copy)]
@@ -96,7 +78,7 @@ fn form(username: &str) -> AccountForm {
 async fn every_route_checks_who_is_calling() {
     with_each_store(|store| async move {
         let dir = tempfile::tempdir().unwrap();
-        let state = state(store, dir.path()).await;
+        let state = common::state(store, dir.path()).await;
         let nobody = Actor::anonymous(None);
         let admin = state
             .accounts
@@ -302,7 +284,7 @@ async fn every_route_checks_who_is_calling() {
 async fn anonymous_search_is_allowed_only_with_auth_public() {
     with_each_store(|store| async move {
         let dir = tempfile::tempdir().unwrap();
-        let state = state(store, dir.path()).await;
+        let state = common::state(store, dir.path()).await;
         let (status, _) = call(&state, Caller::Nobody, "GET", "/.api/search/stream?q=x", "").await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
         let current = state.site.current().await.unwrap();
@@ -333,7 +315,7 @@ async fn anonymous_search_is_allowed_only_with_auth_public() {
 async fn sessions_end_at_their_absolute_expiry_however_active() {
     with_each_store(|store| async move {
         let dir = tempfile::tempdir().unwrap();
-        let state = state(store, dir.path()).await;
+        let state = common::state(store, dir.path()).await;
         let nobody = Actor::anonymous(None);
         let user = state
             .accounts

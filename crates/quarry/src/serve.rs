@@ -23,6 +23,9 @@ const STOP_GRACE: Duration = Duration::from_secs(30);
 /// How often expired sessions are removed from the database.
 const SESSION_SWEEP_INTERVAL: Duration = Duration::from_secs(3600);
 
+/// How often jobs whose executor stopped sending heartbeats are looked for.
+const STALLED_JOB_CHECK_INTERVAL: Duration = Duration::from_secs(5);
+
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let data_dir = data_dir(args.shared.data_dir.clone())?;
     std::fs::create_dir_all(&data_dir)
@@ -125,6 +128,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             .expire_sessions(SESSION_SWEEP_INTERVAL, background.clone()),
     );
 
+    let queues = quarry_frontend::executor_queues(store.clone());
+    let resetter_task = tokio::spawn(
+        queues
+            .clone()
+            .run_resetter(STALLED_JOB_CHECK_INTERVAL, background.clone()),
+    );
     let state = AppState {
         store: store.clone(),
         searcher,
@@ -133,6 +142,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         updater,
         accounts,
         highlighter: Arc::new(quarry_highlight::Highlighter::default()),
+        queues: queues.clone(),
     };
     let served = quarry_frontend::serve(listener, state, shutdown.clone()).await;
     background.cancel();
@@ -140,6 +150,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         let _ = updater_task.await;
         let _ = watch_task.await;
         let _ = sessions_task.await;
+        let _ = resetter_task.await;
         if let Some(task) = index_task {
             let _ = task.await;
         }
