@@ -30,6 +30,19 @@ pub enum Command {
     Search(SearchArgs),
     /// Administer an instance through its database (run where the instance's data is).
     Admin(AdminArgs),
+    /// Run an executor: take jobs from an instance's queues and run their steps in a sandbox.
+    /// Configured by Sourcegraph's executor environment variables (EXECUTOR_FRONTEND_URL,
+    /// EXECUTOR_FRONTEND_PASSWORD, EXECUTOR_QUEUE_NAME or EXECUTOR_QUEUE_NAMES, ...).
+    #[command(subcommand)]
+    Executor(ExecutorCommand),
+}
+
+#[derive(Subcommand)]
+pub enum ExecutorCommand {
+    /// Take and run jobs until stopped (SIGTERM drains: running jobs finish first).
+    Run,
+    /// Check the configuration, the tools steps need and the instance's answer to the secret.
+    Validate,
 }
 
 #[derive(Args)]

@@ -3,6 +3,7 @@
 
 mod admin;
 mod cli;
+mod executor;
 mod gitserver;
 mod indexserver;
 mod logging;
@@ -47,6 +48,7 @@ fn main() -> ExitCode {
             }
             cli::Command::Search(args) => Ok(search::run(args).await),
             cli::Command::Admin(args) => admin::run(args).await.map(|()| ExitCode::SUCCESS),
+            cli::Command::Executor(command) => executor::run(command).await,
         }
     });
     match result {

@@ -1,0 +1,296 @@
+//! The executor's side of the `/.executors/` protocol.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::ExecutorError;
+
+/// A step of a job (Sourcegraph's `dockerSteps` entry).
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+pub struct JobStep {
+    #[serde(default)]
+    pub key: String,
+    /// An OCI image; steps run on the host's system directories for now, so it names what the
+    /// step expects to find there.
+    #[serde(default)]
+    pub image: String,
+    #[serde(default)]
+    pub commands: Vec<String>,
+    #[serde(default)]
+    pub dir: String,
+    /// `KEY=value` pairs.
+    #[serde(default)]
+    pub env: Vec<String>,
+}
+
+/// A job as dequeued.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Job {
+    pub id: i64,
+    #[serde(default)]
+    pub queue: Option<String>,
+    pub token: String,
+    #[serde(default)]
+    pub repository_name: String,
+    #[serde(default)]
+    pub commit: String,
+    /// Files to write into the workspace: path to content.
+    #[serde(default)]
+    pub files: std::collections::BTreeMap<String, Value>,
+    #[serde(default)]
+    pub docker_steps: Vec<JobStep>,
+    /// Secrets to replace in logs: value to replacement.
+    #[serde(default)]
+    pub redacted_values: std::collections::BTreeMap<String, String>,
+}
+
+/// What the heartbeat reports about the executor.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Telemetry {
+    pub os: String,
+    pub architecture: String,
+    pub executor_version: String,
+    pub git_version: String,
+    pub docker_version: String,
+    pub src_cli_version: String,
+}
+
+#[derive(Clone)]
+pub struct Client {
+    base: String,
+    secret: String,
+    http: reqwest::Client,
+}
+
+impl Client {
+    pub fn new(base: &str, secret: &str) -> Result<Client, ExecutorError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| ExecutorError::Api(e.to_string()))?;
+        Ok(Client {
+            base: base.trim_end_matches('/').to_string(),
+            secret: secret.to_string(),
+            http,
+        })
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    async fn post(
+        &self,
+        path: &str,
+        body: &Value,
+        job: Option<(&Job, &str)>,
+        timeout: Duration,
+    ) -> Result<(StatusCode, String), ExecutorError> {
+        let mut request = self
+            .http
+            .post(format!("{}/.executors/{path}", self.base))
+            .timeout(timeout)
+            .json(body);
+        request = match job {
+            Some((job, executor)) => request
+                .bearer_auth(&job.token)
+                .header("X-Sourcegraph-Job-ID", job.id.to_string())
+                .header("X-Sourcegraph-Executor-Name", executor),
+            None => request.header("Authorization", format!("token-executor {}", self.secret)),
+        };
+        let response = request
+            .send()
+            .await
+            .map_err(|e| ExecutorError::Api(format!("{path}: {e}")))?;
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        Ok((status, text))
+    }
+
+    fn unexpected(path: &str, status: StatusCode, body: &str) -> ExecutorError {
+        ExecutorError::Api(format!(
+            "{path}: unexpected status code {status}: {}",
+            body.trim()
+        ))
+    }
+
+    /// `GET /.executors/test/auth`.
+    pub async fn test_auth(&self) -> Result<(), ExecutorError> {
+        let response = self
+            .http
+            .get(format!("{}/.executors/test/auth", self.base))
+            .header("Authorization", format!("token-executor {}", self.secret))
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .map_err(|e| ExecutorError::Api(format!("cannot reach {}: {e}", self.base)))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let body = response.text().await.unwrap_or_default();
+        Err(Self::unexpected("test/auth", status, &body))
+    }
+
+    /// Takes a job from the queues, waiting up to `wait` for one.
+    pub async fn dequeue(
+        &self,
+        queues: &[String],
+        executor: &str,
+        wait: Duration,
+    ) -> Result<Option<Job>, ExecutorError> {
+        let body = json!({
+            "executorName": executor,
+            "queues": queues,
+            "waitMs": wait.as_millis() as u64,
+        });
+        let (status, text) = self
+            .post("queue/dequeue", &body, None, wait + Duration::from_secs(30))
+            .await?;
+        match status {
+            StatusCode::NO_CONTENT => Ok(None),
+            StatusCode::OK => serde_json::from_str(&text)
+                .map(Some)
+                .map_err(|e| ExecutorError::Api(format!("dequeue: unreadable job: {e}"))),
+            other => Err(Self::unexpected("dequeue", other, &text)),
+        }
+    }
+
+    /// Reports the jobs this executor runs; answers the ones to cancel.
+    pub async fn heartbeat(
+        &self,
+        executor: &str,
+        queues: &[String],
+        running: &[(i64, String)],
+        telemetry: &Telemetry,
+    ) -> Result<Vec<i64>, ExecutorError> {
+        let by_queue: Vec<Value> = queues
+            .iter()
+            .map(|queue| {
+                let ids: Vec<String> = running
+                    .iter()
+                    .filter(|(_, q)| q == queue)
+                    .map(|(id, q)| format!("{id}-{q}"))
+                    .collect();
+                json!({ "queueName": queue, "jobIds": ids })
+            })
+            .collect();
+        let mut body = serde_json::to_value(telemetry).unwrap_or_else(|_| json!({}));
+        body["executorName"] = json!(executor);
+        body["queueNames"] = json!(queues);
+        body["jobIdsByQueue"] = json!(by_queue);
+        let (status, text) = self
+            .post("queue/heartbeat", &body, None, Duration::from_secs(10))
+            .await?;
+        if status != StatusCode::OK {
+            return Err(Self::unexpected("heartbeat", status, &text));
+        }
+        let answer: Value = serde_json::from_str(&text)
+            .map_err(|e| ExecutorError::Api(format!("heartbeat: {e}")))?;
+        Ok(answer["cancelIds"]
+            .as_array()
+            .map(|ids| {
+                ids.iter()
+                    .filter_map(|id| id.as_str())
+                    .filter_map(|id| id.split('-').next()?.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    fn queue_of(job: &Job) -> &str {
+        job.queue.as_deref().unwrap_or("codeintel")
+    }
+
+    pub async fn add_log_entry(
+        &self,
+        job: &Job,
+        executor: &str,
+        key: &str,
+        command: &[String],
+    ) -> Result<i64, ExecutorError> {
+        let body = json!({
+            "executorName": executor, "jobId": job.id, "key": key, "command": command,
+            "startTime": quarry_time_ms(),
+        });
+        let path = format!("queue/{}/addExecutionLogEntry", Self::queue_of(job));
+        let (status, text) = self
+            .post(&path, &body, Some((job, executor)), Duration::from_secs(30))
+            .await?;
+        if status != StatusCode::OK {
+            return Err(Self::unexpected(&path, status, &text));
+        }
+        text.trim()
+            .parse()
+            .map_err(|_| ExecutorError::Api(format!("{path}: not an entry id: {text}")))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub async fn update_log_entry(
+        &self,
+        job: &Job,
+        executor: &str,
+        entry: i64,
+        key: &str,
+        exit_code: Option<i32>,
+        duration_ms: Option<u64>,
+        out: &str,
+    ) -> Result<(), ExecutorError> {
+        let body = json!({
+            "executorName": executor, "jobId": job.id, "entryId": entry, "key": key,
+            "exitCode": exit_code, "durationMs": duration_ms, "out": out,
+        });
+        let path = format!("queue/{}/updateExecutionLogEntry", Self::queue_of(job));
+        let (status, text) = self
+            .post(&path, &body, Some((job, executor)), Duration::from_secs(30))
+            .await?;
+        if status != StatusCode::NO_CONTENT {
+            return Err(Self::unexpected(&path, status, &text));
+        }
+        Ok(())
+    }
+
+    /// `markComplete`, or `markErrored` / `markFailed` with a message.
+    pub async fn mark(
+        &self,
+        job: &Job,
+        executor: &str,
+        outcome: &Result<(), String>,
+        final_failure: bool,
+    ) -> Result<(), ExecutorError> {
+        let (route, body) = match outcome {
+            Ok(()) => (
+                "markComplete",
+                json!({ "executorName": executor, "jobId": job.id }),
+            ),
+            Err(message) => (
+                if final_failure {
+                    "markFailed"
+                } else {
+                    "markErrored"
+                },
+                json!({ "executorName": executor, "jobId": job.id, "errorMessage": message }),
+            ),
+        };
+        let path = format!("queue/{}/{route}", Self::queue_of(job));
+        let (status, text) = self
+            .post(&path, &body, Some((job, executor)), Duration::from_secs(30))
+            .await?;
+        if status != StatusCode::NO_CONTENT {
+            return Err(Self::unexpected(&path, status, &text));
+        }
+        Ok(())
+    }
+}
+
+fn quarry_time_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,358 @@
+//! One job: its workspace, its files, its steps in order with their logs, and its end.
+
+use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{Client, Job};
+use crate::sandbox::{self, Limits, Step, StepEnd};
+use crate::{Config, ExecutorError};
+
+/// How far behind the step the instance's copy of a log may be.
+const LOG_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The most output kept per step; the rest is cut with a notice.
+const MAX_STEP_OUTPUT: usize = 4 * 1024 * 1024;
+
+/// Replaces secrets in text before it leaves the executor.
+pub struct Redactor {
+    replacements: Vec<(String, String)>,
+}
+
+impl Redactor {
+    fn new(job: &Job, shared_secret: &str) -> Redactor {
+        let mut replacements: Vec<(String, String)> = job
+            .redacted_values
+            .iter()
+            .filter(|(secret, _)| !secret.is_empty())
+            .map(|(secret, replacement)| (secret.clone(), replacement.clone()))
+            .collect();
+        replacements.push((shared_secret.to_string(), "PASSWORD_REMOVED".into()));
+        replacements.push((job.token.clone(), "TOKEN_REMOVED".into()));
+        // Longer secrets first, so one that contains another is replaced whole.
+        replacements.sort_by_key(|(secret, _)| std::cmp::Reverse(secret.len()));
+        Redactor { replacements }
+    }
+
+    pub fn redact(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for (secret, replacement) in &self.replacements {
+            if !secret.is_empty() && out.contains(secret.as_str()) {
+                out = out.replace(secret.as_str(), replacement);
+            }
+        }
+        out
+    }
+}
+
+/// A path of the job inside the workspace, or an error when it would leave it.
+fn inside(workspace: &Path, relative: &str) -> Result<PathBuf, ExecutorError> {
+    let path = Path::new(relative);
+    if relative.is_empty()
+        || path.is_absolute()
+        || path.components().any(|c| {
+            matches!(
+                c,
+                Component::ParentDir | Component::RootDir | Component::Prefix(_)
+            )
+        })
+    {
+        return Err(ExecutorError::Workspace(format!(
+            "{relative:?} is not a path inside the workspace"
+        )));
+    }
+    Ok(workspace.join(path))
+}
+
+/// Writes the job's files; v2 payloads carry `{content}` (base64 or text), older ones a string.
+fn write_files(workspace: &Path, job: &Job) -> Result<(), ExecutorError> {
+    use base64::Engine;
+    for (relative, value) in &job.files {
+        let target = inside(workspace, relative)?;
+        let content: Vec<u8> = match value {
+            Value::String(text) => text.clone().into_bytes(),
+            Value::Object(fields) => match fields.get("content") {
+                Some(Value::String(encoded)) => base64::engine::general_purpose::STANDARD
+                    .decode(encoded)
+                    .unwrap_or_else(|_| encoded.clone().into_bytes()),
+                _ => Vec::new(),
+            },
+            _ => Vec::new(),
+        };
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| ExecutorError::Workspace(format!("{relative}: {e}")))?;
+        }
+        // A symlink already in the workspace must not lead the write elsewhere.
+        if std::fs::symlink_metadata(&target).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(ExecutorError::Workspace(format!(
+                "{relative:?} is a symbolic link; refusing to write through it"
+            )));
+        }
+        std::fs::write(&target, content)
+            .map_err(|e| ExecutorError::Workspace(format!("{relative}: {e}")))?;
+    }
+    Ok(())
+}
+
+/// `KEY=value` pairs; entries without `=` are refused.
+fn step_env(env: &[String]) -> Result<Vec<(String, String)>, ExecutorError> {
+    env.iter()
+        .map(|pair| {
+            pair.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .ok_or_else(|| ExecutorError::Workspace(format!("env: {pair:?} is not KEY=value")))
+        })
+        .collect()
+}
+
+/// The job's workspace: a fresh directory the steps can write (the sandbox runs them as an
+/// unprivileged user).
+fn make_workspace(config: &Config, job: &Job) -> Result<PathBuf, ExecutorError> {
+    let mut suffix = [0u8; 6];
+    let _ = getrandom::fill(&mut suffix);
+    let name: String = suffix.iter().map(|b| format!("{b:02x}")).collect();
+    let dir = config.workspace_root.join(format!("job-{}-{name}", job.id));
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| ExecutorError::Workspace(format!("cannot create the workspace: {e}")))?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777))
+        .map_err(|e| ExecutorError::Workspace(format!("cannot open the workspace: {e}")))?;
+    Ok(dir)
+}
+
+/// Runs a job to its end and reports it. Problems reaching the instance are logged; the job's
+/// own failures are reported as its outcome.
+pub async fn run_job(
+    client: &Client,
+    executor: &str,
+    config: &Config,
+    job: Job,
+    cancel: CancellationToken,
+) {
+    let started = Instant::now();
+    tracing::info!(job = job.id, queue = ?job.queue, "job started");
+    let redactor = Redactor::new(&job, &config.frontend_password);
+    let workspace = match make_workspace(config, &job) {
+        Ok(dir) => dir,
+        Err(e) => {
+            report(client, executor, &job, &Err(e.to_string()), false).await;
+            return;
+        }
+    };
+    let outcome = run_steps(
+        client, executor, config, &job, &workspace, &redactor, &cancel,
+    )
+    .await;
+    let canceled = cancel.is_cancelled();
+    report(client, executor, &job, &outcome, canceled).await;
+    if !config.keep_workspaces {
+        let _ = std::fs::remove_dir_all(&workspace);
+    }
+    tracing::info!(
+        job = job.id,
+        ok = outcome.is_ok(),
+        seconds = started.elapsed().as_secs_f64(),
+        "job ended"
+    );
+}
+
+async fn report(
+    client: &Client,
+    executor: &str,
+    job: &Job,
+    outcome: &Result<(), String>,
+    final_failure: bool,
+) {
+    if let Err(e) = client.mark(job, executor, outcome, final_failure).await {
+        tracing::warn!(job = job.id, error = %e, "cannot report the job's end");
+    }
+}
+
+async fn run_steps(
+    client: &Client,
+    executor: &str,
+    config: &Config,
+    job: &Job,
+    workspace: &Path,
+    redactor: &Redactor,
+    cancel: &CancellationToken,
+) -> Result<(), String> {
+    write_files(workspace, job).map_err(|e| e.to_string())?;
+    let deadline = Instant::now() + config.max_runtime_per_job;
+    let limits = Limits {
+        memory_bytes: config.job_memory_bytes,
+        max_processes: config.job_max_processes,
+        cpus: config.job_cpus,
+        network: config.job_network,
+    };
+    for (index, step) in job.docker_steps.iter().enumerate() {
+        let key = if step.key.is_empty() {
+            format!("step.docker.{index}")
+        } else {
+            step.key.clone()
+        };
+        if !step.dir.is_empty() {
+            inside(workspace, &step.dir).map_err(|e| e.to_string())?;
+        }
+        let env = step_env(&step.env).map_err(|e| e.to_string())?;
+        let script = step.commands.join("\n");
+        let entry = client
+            .add_log_entry(job, executor, &key, &step.commands)
+            .await
+            .map_err(|e| format!("cannot start the log of {key}: {e}"))?;
+        let output = Arc::new(Mutex::new(Vec::<u8>::new()));
+        let flushing = CancellationToken::new();
+        let flusher = tokio::spawn(flush_log(
+            client.clone(),
+            executor.to_string(),
+            job.clone(),
+            entry,
+            key.clone(),
+            output.clone(),
+            Redactor {
+                replacements: redactor.replacements.clone(),
+            },
+            flushing.clone(),
+        ));
+        let step_started = Instant::now();
+        let sink = output.clone();
+        let mut collect = move |bytes: &[u8]| {
+            if let Ok(mut buffer) = sink.lock()
+                && buffer.len() < MAX_STEP_OUTPUT
+            {
+                let room = MAX_STEP_OUTPUT - buffer.len();
+                buffer.extend_from_slice(&bytes[..bytes.len().min(room)]);
+            }
+        };
+        let cgroup_name = format!("job-{}-{index}-{}", job.id, std::process::id());
+        let ended = sandbox::run_step(
+            config.runtime,
+            &cgroup_name,
+            &Step {
+                script: &script,
+                workspace,
+                dir: &step.dir,
+                env: &env,
+                deadline,
+            },
+            &limits,
+            cancel,
+            &mut collect,
+        )
+        .await;
+        flushing.cancel();
+        let _ = flusher.await;
+        let (exit_code, verdict) = match &ended {
+            Ok(StepEnd::Exited(0)) => (Some(0), Ok(())),
+            Ok(StepEnd::Exited(code)) => (
+                Some(*code),
+                Err(format!("step {key} failed with exit code {code}")),
+            ),
+            Ok(StepEnd::Signaled(signal)) => (
+                Some(128 + signal),
+                Err(format!("step {key} was killed by signal {signal}")),
+            ),
+            Ok(StepEnd::TimedOut) => (
+                None,
+                Err(format!(
+                    "the job ran longer than EXECUTOR_MAXIMUM_RUNTIME_PER_JOB ({}) and was stopped in step {key}",
+                    humantime::format_duration(config.max_runtime_per_job)
+                )),
+            ),
+            Ok(StepEnd::Canceled) => (None, Err(format!("the job was canceled during step {key}"))),
+            Err(e) => (None, Err(e.to_string())),
+        };
+        let mut text =
+            String::from_utf8_lossy(&output.lock().map(|b| b.clone()).unwrap_or_default())
+                .into_owned();
+        if let Err(message) = &verdict {
+            text.push_str(&format!("\nquarry: {message}\n"));
+        }
+        let duration_ms = step_started.elapsed().as_millis() as u64;
+        if let Err(e) = client
+            .update_log_entry(
+                job,
+                executor,
+                entry,
+                &key,
+                exit_code,
+                Some(duration_ms),
+                &redactor.redact(&text),
+            )
+            .await
+        {
+            tracing::warn!(job = job.id, error = %e, "cannot upload the step's log");
+        }
+        verdict?;
+    }
+    Ok(())
+}
+
+/// Uploads a running step's output every second until stopped.
+#[allow(clippy::too_many_arguments)]
+async fn flush_log(
+    client: Client,
+    executor: String,
+    job: Job,
+    entry: i64,
+    key: String,
+    output: Arc<Mutex<Vec<u8>>>,
+    redactor: Redactor,
+    stop: CancellationToken,
+) {
+    let mut sent = 0usize;
+    let mut ticks = tokio::time::interval(LOG_FLUSH_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        let snapshot = match output.lock() {
+            Ok(buffer) if buffer.len() != sent => buffer.clone(),
+            _ => continue,
+        };
+        sent = snapshot.len();
+        let text = redactor.redact(&String::from_utf8_lossy(&snapshot));
+        if let Err(e) = client
+            .update_log_entry(&job, &executor, entry, &key, None, None, &text)
+            .await
+        {
+            tracing::warn!(job = job.id, error = %e, "cannot upload the step's log");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_that_leave_the_workspace_are_refused() {
+        let root = Path::new("/w");
+        assert_eq!(
+            inside(root, "a/b.txt").expect("inside"),
+            Path::new("/w/a/b.txt")
+        );
+        for bad in ["/etc/passwd", "../x", "a/../../x", ""] {
+            assert!(inside(root, bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn secrets_are_redacted_longest_first() {
+        let job: Job = serde_json::from_value(serde_json::json!({
+            "id": 1, "token": "tok123",
+            "redactedValues": { "abc": "${{ secrets.SHORT }}", "abcdef": "${{ secrets.LONG }}" },
+        }))
+        .expect("job");
+        let redactor = Redactor::new(&job, "shared-secret");
+        assert_eq!(
+            redactor.redact("abcdef abc shared-secret tok123"),
+            "${{ secrets.LONG }} ${{ secrets.SHORT }} PASSWORD_REMOVED TOKEN_REMOVED"
+        );
+    }
+}

@@ -1,0 +1,344 @@
+//! Running one step: in a bubblewrap sandbox (the default) or, when asked for, on the host shell.
+//!
+//! The sandbox gives each step fresh mount, pid, ipc, uts, network and user namespaces; the
+//! step runs as `nobody` (65534) with no capabilities and `no_new_privs`; the host's `/usr` and
+//! `/etc` are read-only (the rest of the host is absent), the workspace is the only writable tree
+//! (plus a private `/tmp`), the environment is only what the step names, and the network exists
+//! only when the queue allows it. Limits on memory, processes and CPU come from a cgroup made
+//! for the step (cgroup v1 controllers or the v2 unified tree, whichever the host has); when the
+//! step ends, times out or is canceled, every process left in that cgroup is killed, so nothing
+//! it started outlives it.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use tokio::io::AsyncReadExt;
+use tokio::process::Command;
+use tokio_util::sync::CancellationToken;
+
+use crate::ExecutorError;
+
+/// Where steps run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Runtime {
+    /// bubblewrap over the host's read-only system directories.
+    Sandbox,
+    /// The host shell, with no isolation (only when asked for).
+    Shell,
+}
+
+/// Limits of one step.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub memory_bytes: u64,
+    pub max_processes: u64,
+    /// CPUs' worth of time per period.
+    pub cpus: f64,
+    pub network: bool,
+}
+
+/// One step to run.
+pub struct Step<'a> {
+    pub script: &'a str,
+    /// The workspace on the host.
+    pub workspace: &'a Path,
+    /// Working directory inside the workspace.
+    pub dir: &'a str,
+    pub env: &'a [(String, String)],
+    pub deadline: Instant,
+}
+
+/// How a step ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StepEnd {
+    Exited(i32),
+    /// Killed by a signal (for example when it ran out of memory).
+    Signaled(i32),
+    TimedOut,
+    Canceled,
+}
+
+/// Where the workspace appears inside the sandbox.
+pub const SANDBOX_WORKSPACE: &str = "/work";
+
+/// A cgroup made for one step, in every controller the host has.
+struct StepCgroup {
+    dirs: Vec<PathBuf>,
+    version2: bool,
+}
+
+impl StepCgroup {
+    fn create(name: &str, limits: &Limits) -> Result<StepCgroup, ExecutorError> {
+        let root = Path::new("/sys/fs/cgroup");
+        let failed = |what: &str, e: std::io::Error| {
+            ExecutorError::Sandbox(format!("cannot set up the step's cgroup ({what}): {e}"))
+        };
+        if root.join("cgroup.controllers").exists() {
+            // cgroup v2: one directory; the controllers must be enabled for the parent's children.
+            let parent = root.join("quarry-executor");
+            std::fs::create_dir_all(&parent).map_err(|e| failed("create", e))?;
+            let _ = std::fs::write(root.join("cgroup.subtree_control"), "+memory +pids +cpu");
+            let _ = std::fs::write(parent.join("cgroup.subtree_control"), "+memory +pids +cpu");
+            let dir = parent.join(name);
+            std::fs::create_dir_all(&dir).map_err(|e| failed("create", e))?;
+            let period = 100_000u64;
+            let quota = (limits.cpus * period as f64) as u64;
+            std::fs::write(dir.join("memory.max"), limits.memory_bytes.to_string())
+                .map_err(|e| failed("memory.max", e))?;
+            let _ = std::fs::write(dir.join("memory.swap.max"), "0");
+            std::fs::write(dir.join("pids.max"), limits.max_processes.to_string())
+                .map_err(|e| failed("pids.max", e))?;
+            std::fs::write(dir.join("cpu.max"), format!("{quota} {period}"))
+                .map_err(|e| failed("cpu.max", e))?;
+            return Ok(StepCgroup {
+                dirs: vec![dir],
+                version2: true,
+            });
+        }
+        let mut dirs = Vec::new();
+        for (controller, settings) in [
+            (
+                "memory",
+                vec![("memory.limit_in_bytes", limits.memory_bytes.to_string())],
+            ),
+            ("pids", vec![("pids.max", limits.max_processes.to_string())]),
+            (
+                "cpu",
+                vec![
+                    ("cpu.cfs_period_us", "100000".to_string()),
+                    (
+                        "cpu.cfs_quota_us",
+                        ((limits.cpus * 100_000.0) as u64).to_string(),
+                    ),
+                ],
+            ),
+        ] {
+            let dir = root.join(controller).join("quarry-executor").join(name);
+            std::fs::create_dir_all(&dir).map_err(|e| failed(controller, e))?;
+            for (file, value) in settings {
+                std::fs::write(dir.join(file), value).map_err(|e| failed(file, e))?;
+            }
+            dirs.push(dir);
+        }
+        Ok(StepCgroup {
+            dirs,
+            version2: false,
+        })
+    }
+
+    /// The `cgroup.procs` files a new process must join.
+    fn procs_files(&self) -> Vec<std::ffi::CString> {
+        self.dirs
+            .iter()
+            .filter_map(|d| {
+                std::ffi::CString::new(d.join("cgroup.procs").as_os_str().as_encoded_bytes()).ok()
+            })
+            .collect()
+    }
+
+    /// Whether the memory limit was hit.
+    fn ran_out_of_memory(&self) -> bool {
+        if self.version2 {
+            let events =
+                std::fs::read_to_string(self.dirs[0].join("memory.events")).unwrap_or_default();
+            events
+                .lines()
+                .any(|l| l.starts_with("oom_kill ") && l.trim_end() != "oom_kill 0")
+        } else {
+            std::fs::read_to_string(self.dirs[0].join("memory.failcnt"))
+                .map(|v| v.trim() != "0")
+                .unwrap_or(false)
+        }
+    }
+
+    /// Kills every process in the cgroup, then removes it.
+    async fn kill_all(&self) {
+        for _ in 0..100 {
+            let mut alive = false;
+            for dir in &self.dirs {
+                let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+                for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                    alive = true;
+                    // SAFETY: sending a signal has no memory effects; the pid was read from the
+                    // step's own cgroup.
+                    unsafe {
+                        libc::kill(pid, libc::SIGKILL);
+                    }
+                }
+            }
+            if !alive {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        for dir in &self.dirs {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
+/// The bubblewrap command line for a step.
+fn sandbox_command(step: &Step<'_>, limits: &Limits) -> Command {
+    let mut command = Command::new("bwrap");
+    command.args(["--ro-bind", "/usr", "/usr", "--ro-bind", "/etc", "/etc"]);
+    for link in ["bin", "sbin", "lib", "lib64", "lib32", "libx32"] {
+        let host = Path::new("/").join(link);
+        match std::fs::read_link(&host) {
+            Ok(target) => {
+                command.arg("--symlink").arg(target).arg(format!("/{link}"));
+            }
+            Err(_) if host.is_dir() => {
+                command.arg("--ro-bind").arg(&host).arg(&host);
+            }
+            Err(_) => {}
+        }
+    }
+    command
+        .args(["--bind"])
+        .arg(step.workspace)
+        .arg(SANDBOX_WORKSPACE)
+        .args(["--tmpfs", "/tmp", "--proc", "/proc", "--dev", "/dev"])
+        .args(["--unshare-all", "--uid", "65534", "--gid", "65534"])
+        .args([
+            "--hostname",
+            "sandbox",
+            "--die-with-parent",
+            "--new-session",
+        ])
+        .args(["--cap-drop", "ALL", "--clearenv"]);
+    if limits.network {
+        command.arg("--share-net");
+    }
+    command.args([
+        "--setenv",
+        "PATH",
+        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    ]);
+    command.args(["--setenv", "HOME", SANDBOX_WORKSPACE]);
+    for (key, value) in step.env {
+        command.arg("--setenv").arg(key).arg(value);
+    }
+    let dir = Path::new(SANDBOX_WORKSPACE).join(step.dir.trim_start_matches('/'));
+    command
+        .arg("--chdir")
+        .arg(dir)
+        .args(["--", "/bin/sh", "-c", step.script]);
+    command
+}
+
+/// The host shell command for a step (no isolation).
+fn shell_command(step: &Step<'_>) -> Command {
+    let mut command = Command::new("/bin/sh");
+    command
+        .args(["-c", step.script])
+        .current_dir(step.workspace.join(step.dir.trim_start_matches('/')))
+        .env_clear()
+        .env(
+            "PATH",
+            std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into()),
+        )
+        .env("HOME", step.workspace);
+    for (key, value) in step.env {
+        command.env(key, value);
+    }
+    command
+}
+
+/// Runs a step, handing its output (stdout and stderr interleaved, as read) to `output` as it
+/// comes. Stops it at its deadline or when `cancel` fires.
+pub async fn run_step(
+    runtime: Runtime,
+    name: &str,
+    step: &Step<'_>,
+    limits: &Limits,
+    cancel: &CancellationToken,
+    output: &mut (dyn FnMut(&[u8]) + Send),
+) -> Result<StepEnd, ExecutorError> {
+    let cgroup = match runtime {
+        Runtime::Sandbox => Some(StepCgroup::create(name, limits)?),
+        Runtime::Shell => None,
+    };
+    let mut command = match runtime {
+        Runtime::Sandbox => sandbox_command(step, limits),
+        Runtime::Shell => shell_command(step),
+    };
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .process_group(0);
+    if let Some(cgroup) = &cgroup {
+        let files = cgroup.procs_files();
+        // SAFETY: between fork and exec this only calls open, write and close on paths made
+        // before the fork, which are async-signal-safe.
+        unsafe {
+            command.pre_exec(move || {
+                for file in &files {
+                    let fd = libc::open(file.as_ptr(), libc::O_WRONLY);
+                    if fd < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    let written = libc::write(fd, b"0".as_ptr().cast(), 1);
+                    libc::close(fd);
+                    if written != 1 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
+    }
+    let mut child = command
+        .spawn()
+        .map_err(|e| ExecutorError::Sandbox(format!("cannot start the step: {e}")))?;
+    let mut stdout = child.stdout.take();
+    let mut stderr = child.stderr.take();
+    let (mut out_buf, mut err_buf) = ([0u8; 8192], [0u8; 8192]);
+    let timeout = tokio::time::sleep_until(step.deadline.into());
+    tokio::pin!(timeout);
+    let end = loop {
+        tokio::select! {
+            read = async { match stdout.as_mut() { Some(s) => s.read(&mut out_buf).await, None => std::future::pending().await } } => {
+                match read {
+                    Ok(0) | Err(_) => stdout = None,
+                    Ok(n) => output(&out_buf[..n]),
+                }
+            }
+            read = async { match stderr.as_mut() { Some(s) => s.read(&mut err_buf).await, None => std::future::pending().await } } => {
+                match read {
+                    Ok(0) | Err(_) => stderr = None,
+                    Ok(n) => output(&err_buf[..n]),
+                }
+            }
+            status = child.wait(), if stdout.is_none() && stderr.is_none() => {
+                let status = status.map_err(|e| ExecutorError::Sandbox(e.to_string()))?;
+                use std::os::unix::process::ExitStatusExt;
+                break match (status.code(), status.signal()) {
+                    (Some(code), _) => StepEnd::Exited(code),
+                    (None, Some(signal)) => StepEnd::Signaled(signal),
+                    (None, None) => StepEnd::Exited(-1),
+                };
+            }
+            _ = &mut timeout => break StepEnd::TimedOut,
+            _ = cancel.cancelled() => break StepEnd::Canceled,
+        }
+    };
+    // Whatever the step left behind goes with it: its process group, then its cgroup.
+    if let Some(pid) = child.id() {
+        // SAFETY: signals the step's own process group, made for it at spawn.
+        unsafe {
+            libc::kill(-(pid as i32), libc::SIGKILL);
+        }
+    }
+    let _ = child.kill().await;
+    let out_of_memory = cgroup.as_ref().is_some_and(StepCgroup::ran_out_of_memory);
+    if let Some(cgroup) = &cgroup {
+        cgroup.kill_all().await;
+    }
+    if out_of_memory && matches!(end, StepEnd::Signaled(_) | StepEnd::Exited(_)) {
+        output(b"\nquarry: the step ran out of memory and was killed\n");
+    }
+    Ok(end)
+}
