@@ -36,6 +36,9 @@ pub struct Job {
     pub token: String,
     #[serde(default)]
     pub repository_name: String,
+    /// Where in the workspace the repository goes (the workspace itself by default).
+    #[serde(default)]
+    pub repository_directory: String,
     #[serde(default)]
     pub commit: String,
     /// Files to write into the workspace: path to content.

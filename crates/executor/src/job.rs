@@ -8,6 +8,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{Client, Job};
+use crate::clone;
 use crate::sandbox::{self, Limits, Step, StepEnd};
 use crate::{Config, ExecutorError};
 
@@ -98,6 +99,31 @@ fn write_files(workspace: &Path, job: &Job) -> Result<(), ExecutorError> {
     Ok(())
 }
 
+/// Lets the sandbox's unprivileged user write everything in the workspace.
+fn open_to_steps(dir: &Path) -> Result<(), ExecutorError> {
+    use std::os::unix::fs::PermissionsExt;
+    let metadata = std::fs::symlink_metadata(dir)
+        .map_err(|e| ExecutorError::Workspace(format!("{}: {e}", dir.display())))?;
+    if metadata.file_type().is_symlink() {
+        return Ok(());
+    }
+    let mode = if metadata.is_dir() {
+        0o777
+    } else {
+        metadata.permissions().mode() | 0o666
+    };
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| ExecutorError::Workspace(format!("{}: {e}", dir.display())))?;
+    if metadata.is_dir() {
+        let entries = std::fs::read_dir(dir)
+            .map_err(|e| ExecutorError::Workspace(format!("{}: {e}", dir.display())))?;
+        for entry in entries.flatten() {
+            open_to_steps(&entry.path())?;
+        }
+    }
+    Ok(())
+}
+
 /// `KEY=value` pairs; entries without `=` are refused.
 fn step_env(env: &[String]) -> Result<Vec<(String, String)>, ExecutorError> {
     env.iter()
@@ -181,6 +207,17 @@ async fn run_steps(
     redactor: &Redactor,
     cancel: &CancellationToken,
 ) -> Result<(), String> {
+    if !job.repository_name.is_empty() {
+        let target = if job.repository_directory.is_empty() {
+            workspace.to_path_buf()
+        } else {
+            inside(workspace, &job.repository_directory).map_err(|e| e.to_string())?
+        };
+        clone::clone_repository(client, executor, job, &target)
+            .await
+            .map_err(|e| format!("cannot clone {}: {e}", job.repository_name))?;
+        open_to_steps(workspace).map_err(|e| e.to_string())?;
+    }
     write_files(workspace, job).map_err(|e| e.to_string())?;
     let deadline = Instant::now() + config.max_runtime_per_job;
     let limits = Limits {

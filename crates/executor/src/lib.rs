@@ -13,6 +13,7 @@
 //! values never reach an uploaded log; a path that would leave the workspace is refused.
 
 pub mod api;
+mod clone;
 mod job;
 pub mod sandbox;
 

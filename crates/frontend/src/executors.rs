@@ -20,9 +20,10 @@ use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use quarry_auth::secret;
+use quarry_gitserver::smart_http::SmartHttpRequest;
 use quarry_store::{ExecutorHeartbeat, JobRecord, JobState};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -81,7 +82,13 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/.executors/queue/{queue}/markErrored", post(mark_errored))
         .route("/.executors/queue/{queue}/markFailed", post(mark_failed))
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_LOG_BODY));
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_LOG_BODY))
+        .route(
+            "/.executors/git/{*tail}",
+            any(git).layer(axum::extract::DefaultBodyLimit::max(
+                quarry_gitserver::smart_http::MAX_UPLOAD_PACK_REQUEST,
+            )),
+        );
     shared.merge(job).with_state(state)
 }
 
@@ -483,13 +490,13 @@ impl FromRequestParts<AppState> for JobCall {
         else {
             return Err(plain(StatusCode::UNAUTHORIZED, "a job token is required"));
         };
+        // Queue routes name the job's queue; the git route names its repository instead.
         let queue = parts
             .uri
             .path()
             .strip_prefix("/.executors/queue/")
             .and_then(|rest| rest.split('/').next())
-            .unwrap_or("")
-            .to_string();
+            .map(str::to_string);
         let known = state
             .store
             .list_executors(Some(&executor), None, 50)
@@ -511,7 +518,7 @@ impl FromRequestParts<AppState> for JobCall {
         match job {
             Some(job)
                 if job.id == job_id
-                    && job.queue == queue
+                    && queue.as_ref().is_none_or(|q| *q == job.queue)
                     && job.worker_hostname.as_deref() == Some(executor.as_str()) =>
             {
                 Ok(JobCall { job, executor })
@@ -521,6 +528,26 @@ impl FromRequestParts<AppState> for JobCall {
                 "the job token is not valid for this job, queue or executor",
             )),
         }
+    }
+}
+
+/// `/.executors/git/<repo>/...`: git smart HTTP for the job's own repository only.
+async fn git(call: JobCall, State(state): State<AppState>, request: SmartHttpRequest) -> Response {
+    let allowed = match call.job.repository_id {
+        Some(id) => match state.store.repo_by_id(id).await {
+            Ok(repo) => repo.map(|r| r.name),
+            Err(e) => return server_error(&e.to_string()),
+        },
+        None => None,
+    };
+    match (allowed, request.repo()) {
+        (Some(allowed), Some(asked)) if allowed == asked => {
+            request.answer(state.git.as_ref()).await
+        }
+        _ => plain(
+            StatusCode::FORBIDDEN,
+            "a job may fetch only its own repository",
+        ),
     }
 }
 

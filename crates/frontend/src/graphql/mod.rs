@@ -1,5 +1,6 @@
 //! The GraphQL API at `/.api/graphql`, with Sourcegraph's names where one exists.
 
+mod codeintel;
 mod executors;
 mod repos;
 mod search;
@@ -27,6 +28,7 @@ pub struct QueryRoot(
     search::SearchQuery,
     users::UserQuery,
     executors::ExecutorQuery,
+    codeintel::CodeIntelQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -35,6 +37,7 @@ pub struct MutationRoot(
     site::SiteMutation,
     services::ServiceMutation,
     users::UserMutation,
+    codeintel::CodeIntelMutation,
 );
 
 pub type QuarrySchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
