@@ -1,0 +1,256 @@
+//! An instance and a real `quarry executor run` beside it, on SQLite and PostgreSQL: index jobs
+//! queued through GraphQL are taken, the repository is cloned through the executor's proxy, the
+//! steps run in the sandbox with their logs uploaded (secrets redacted), failures are reported
+//! with their reason, the executor shows as active, and SIGTERM drains it.
+
+mod common;
+
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use common::{DEADLINE, Database, Instance};
+use quarry_gitserver::testing::TestRepo;
+use serde_json::{Value, json};
+
+const SECRET: &str = "the shared secret of the executors in tests";
+
+/// Whether steps can run in the sandbox here (bubblewrap, and root for cgroups); otherwise the
+/// executor runs them on the shell, and CI (`QUARRY_REQUIRE_TOOLS`) must have the sandbox.
+fn sandbox_available() -> bool {
+    let bwrap = Command::new("bwrap")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    // SAFETY: geteuid has no preconditions.
+    let present = bwrap && unsafe { libc::geteuid() } == 0;
+    assert!(
+        present || std::env::var_os("QUARRY_REQUIRE_TOOLS").is_none(),
+        "bubblewrap and root are required (QUARRY_REQUIRE_TOOLS is set)"
+    );
+    present
+}
+
+fn start_executor(
+    instance: &Instance,
+    workspaces: &std::path::Path,
+    log: &std::path::Path,
+) -> Child {
+    let sandbox = if sandbox_available() {
+        "bubblewrap"
+    } else {
+        "shell"
+    };
+    Command::new(common::binary())
+        .args(["executor", "run"])
+        .env("EXECUTOR_FRONTEND_URL", &instance.url)
+        .env("EXECUTOR_FRONTEND_PASSWORD", SECRET)
+        .env("EXECUTOR_QUEUE_NAME", "codeintel")
+        .env("EXECUTOR_MAXIMUM_NUM_JOBS", "2")
+        .env("EXECUTOR_MAXIMUM_RUNTIME_PER_JOB", "60s")
+        .env("EXECUTOR_WORKSPACE_ROOT", workspaces)
+        .env("EXECUTOR_SANDBOX", sandbox)
+        .stdout(std::fs::File::create(log.with_extension("out")).expect("log"))
+        .stderr(std::fs::File::create(log).expect("log"))
+        .spawn()
+        .expect("start quarry executor run")
+}
+
+async fn precise_indexes(instance: &Instance) -> Vec<Value> {
+    let data = instance
+        .data(
+            "{ preciseIndexes(first: 20) { nodes { id state failure inputCommit inputIndexer steps { key exitCode out } } } }",
+            json!({}),
+        )
+        .await;
+    data["preciseIndexes"]["nodes"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Waits until every index job has ended (neither queued nor indexing).
+async fn settled(instance: &Instance, expected: usize, log: &std::path::Path) -> Vec<Value> {
+    let started = Instant::now();
+    loop {
+        let nodes = precise_indexes(instance).await;
+        let ended = nodes
+            .iter()
+            .filter(|n| {
+                !matches!(
+                    n["state"].as_str(),
+                    Some("QUEUED_FOR_INDEXING" | "INDEXING")
+                )
+            })
+            .count();
+        if nodes.len() == expected && ended == expected {
+            return nodes;
+        }
+        assert!(
+            started.elapsed() < DEADLINE,
+            "jobs did not end: {nodes:?}\nexecutor log:\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_executor_runs_index_jobs_from_the_queue() {
+    for database in Database::all().await {
+        let name = database.name();
+        let work = tempfile::tempdir().expect("temp dir");
+        let code = work.path().join("code");
+        let repo = TestRepo::init(&code.join("tsapp")).expect("init");
+        repo.commit(
+            &[
+                ("package.json", "{\"name\": \"tsapp\"}\n"),
+                ("src/a.ts", "export const a = 1;\n"),
+            ],
+            "first",
+        )
+        .expect("commit");
+        let config = work.path().join("site.json");
+        std::fs::write(
+            &config,
+            format!("{{\"executors.accessToken\": \"{SECRET}\"}}"),
+        )
+        .expect("config");
+        let mut args = vec![
+            code.display().to_string(),
+            "--site-config".into(),
+            config.display().to_string(),
+        ];
+        args.extend(database.args());
+        let instance = Instance::serve(&work.path().join("data"), &args, &[]).await;
+        let repos = instance.wait_settled(1).await;
+        let repo_id = repos[0]["id"].as_str().expect("id").to_string();
+
+        let workspaces = work.path().join("workspaces");
+        let log = work.path().join("executor.log");
+        let mut executor = start_executor(&instance, &workspaces, &log);
+
+        let queue = "mutation($repo: ID!, $config: String) { queueAutoIndexJobsForRepo(repository: $repo, configuration: $config) { id state inputIndexer } }";
+        let working = json!({ "index_jobs": [{
+            "indexer": "host",
+            "local_steps": ["test -f package.json"],
+            "indexer_args": ["sh", "-c", format!("cat package.json > index.scip && echo indexed && id -u && echo {SECRET}")],
+        }]});
+        let failing = json!({ "index_jobs": [{ "indexer": "host", "indexer_args": ["sh", "-c", "echo failing; exit 3"] }]});
+        for configuration in [&working, &failing] {
+            let answer = instance
+                .data(
+                    queue,
+                    json!({ "repo": repo_id, "config": configuration.to_string() }),
+                )
+                .await;
+            assert_eq!(
+                answer["queueAutoIndexJobsForRepo"][0]["state"],
+                json!("QUEUED_FOR_INDEXING"),
+                "{name}"
+            );
+        }
+        // Bad input: a configuration with an error names where.
+        let refused = instance
+            .graphql(
+                queue,
+                json!({ "repo": repo_id, "config": "{\"index_jobs\": [{\"indexer\": \"\"}]}" }),
+            )
+            .await;
+        let message = refused["errors"][0]["message"].as_str().unwrap_or("");
+        assert!(message.contains("index_jobs[0].indexer"), "{refused}");
+
+        let nodes = settled(&instance, 2, &log).await;
+        let done = nodes
+            .iter()
+            .find(|n| n["state"] == "INDEXING_COMPLETED")
+            .unwrap_or_else(|| panic!("{nodes:?}"));
+        let indexer = done["steps"]
+            .as_array()
+            .and_then(|s| s.iter().find(|s| s["key"] == "indexer"))
+            .expect("indexer step");
+        let out = indexer["out"].as_str().unwrap_or("");
+        assert!(out.contains("indexed"), "{name}: {out}");
+        assert_eq!(indexer["exitCode"], json!(0));
+        assert!(
+            !out.contains(SECRET) && out.contains("PASSWORD_REMOVED"),
+            "{name}: the secret is redacted: {out}"
+        );
+        if sandbox_available() {
+            assert!(
+                out.contains("65534"),
+                "{name}: the step ran as nobody in the sandbox: {out}"
+            );
+        }
+        let failed = nodes
+            .iter()
+            .find(|n| n["state"] == "INDEXING_ERRORED")
+            .unwrap_or_else(|| panic!("{nodes:?}"));
+        assert_eq!(
+            failed["failure"],
+            json!("step indexer failed with exit code 3"),
+            "{name}"
+        );
+        assert_eq!(failed["inputCommit"], done["inputCommit"]);
+
+        // The executor is listed as active.
+        let executors = instance
+            .data(
+                "{ executors(active: true) { nodes { hostname queueNames active gitVersion } } }",
+                json!({}),
+            )
+            .await;
+        let listed = &executors["executors"]["nodes"][0];
+        assert_eq!(listed["queueNames"], json!(["codeintel"]));
+        assert_eq!(listed["active"], json!(true));
+
+        // SIGTERM: it drains and exits cleanly; workspaces are gone.
+        // SAFETY: signals the executor this test started.
+        unsafe { libc::kill(executor.id() as i32, libc::SIGTERM) };
+        let started = Instant::now();
+        let status = loop {
+            if let Some(status) = executor.try_wait().expect("status") {
+                break status;
+            }
+            assert!(started.elapsed() < DEADLINE, "the executor did not stop");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert!(
+            status.success(),
+            "{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        let left: Vec<_> = std::fs::read_dir(&workspaces)
+            .map(|d| d.flatten().collect())
+            .unwrap_or_default();
+        assert!(left.is_empty(), "workspaces left behind: {left:?}");
+        drop(instance);
+        database.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn executor_validate_says_what_is_wrong() {
+    let output = Command::new(common::binary())
+        .args(["executor", "validate"])
+        .env_remove("EXECUTOR_FRONTEND_URL")
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("EXECUTOR_FRONTEND_URL is required"));
+    let output = Command::new(common::binary())
+        .args(["executor", "validate"])
+        .env(
+            "EXECUTOR_FRONTEND_URL",
+            format!("http://127.0.0.1:{}", common::free_port()),
+        )
+        .env("EXECUTOR_FRONTEND_PASSWORD", "x")
+        .env("EXECUTOR_QUEUE_NAME", "codeintel")
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(1));
+    let errors = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        errors.contains("/.executors/test/auth") && errors.contains("cannot reach"),
+        "{errors}"
+    );
+}
