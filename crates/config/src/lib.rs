@@ -17,4 +17,6 @@ mod site;
 pub use jsonc::SyntaxError;
 pub use live::LiveSiteConfig;
 pub use manager::{ConfigError, SiteConfigManager};
-pub use site::{BuiltinAuth, DEFAULT_SITE_CONFIG, Lockout, SiteConfig, SiteConfigError};
+pub use site::{
+    BuiltinAuth, DEFAULT_SITE_CONFIG, ExecutorPool, Lockout, SiteConfig, SiteConfigError,
+};

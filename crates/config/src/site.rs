@@ -30,6 +30,29 @@ enum Kind {
     Duration,
     /// `auth.lockout`: Sourcegraph's account lockout settings.
     Lockout,
+    /// `executors.pools`: executor pools and how they scale with their queue.
+    ExecutorPools,
+}
+
+/// An executor pool and how it scales: `ceil(queue size / jobs_per_instance_scaling)` executors,
+/// within `[min_replicas, max_replicas]` (the names of Sourcegraph's executor deployment
+/// modules).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecutorPool {
+    pub name: String,
+    pub queue: String,
+    pub jobs_per_instance_scaling: u64,
+    pub min_replicas: u64,
+    pub max_replicas: u64,
+}
+
+impl ExecutorPool {
+    /// How many executors the pool wants for a queue of this size (queued plus processing).
+    pub fn desired(&self, queue_size: u64) -> u64 {
+        queue_size
+            .div_ceil(self.jobs_per_instance_scaling)
+            .clamp(self.min_replicas, self.max_replicas.max(self.min_replicas))
+    }
 }
 
 /// Every key the site configuration accepts. Unknown keys are rejected, as a typo in a key would
@@ -38,6 +61,7 @@ const SCHEMA: &[(&str, Kind)] = &[
     ("externalURL", Kind::AbsoluteUrl),
     ("executors.accessToken", Kind::String { min_len: 20 }),
     ("executors.frontendURL", Kind::AbsoluteUrl),
+    ("executors.pools", Kind::ExecutorPools),
     (
         "repoListUpdateInterval",
         Kind::Integer {
@@ -276,6 +300,29 @@ impl SiteConfig {
         }
     }
 
+    /// The executor pools an autoscaler sizes from their queue.
+    pub fn executor_pools(&self) -> Vec<ExecutorPool> {
+        let Some(pools) = self.values.get("executors.pools").and_then(Value::as_array) else {
+            return Vec::new();
+        };
+        pools
+            .iter()
+            .filter_map(|pool| {
+                let text = |key: &str| pool.get(key).and_then(Value::as_str).map(str::to_string);
+                let number = |key: &str, default: u64| {
+                    pool.get(key).and_then(Value::as_u64).unwrap_or(default)
+                };
+                Some(ExecutorPool {
+                    name: text("name")?,
+                    queue: text("queue")?,
+                    jobs_per_instance_scaling: number("jobs_per_instance_scaling", 1).max(1),
+                    min_replicas: number("min_replicas", 0),
+                    max_replicas: number("max_replicas", 1),
+                })
+            })
+            .collect()
+    }
+
     /// The shortest password accepted (Sourcegraph's default: 12 characters).
     pub fn min_password_length(&self) -> usize {
         self.int("auth.minPasswordLength")
@@ -374,6 +421,44 @@ fn check(path: &str, kind: Kind, value: &Value, problems: &mut Vec<String>) {
                 }
             }
             None => problem(format!("must be an object, got {value}")),
+        },
+        Kind::ExecutorPools => match value.as_array() {
+            Some(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    let Some(fields) = item.as_object() else {
+                        problems.push(format!("{path}[{i}]: must be an object, got {item}"));
+                        continue;
+                    };
+                    for (name, field) in fields {
+                        let fine = match name.as_str() {
+                            "name" | "queue" => field.as_str().is_some_and(|t| !t.is_empty()),
+                            "jobs_per_instance_scaling" => field.as_u64().is_some_and(|n| n > 0),
+                            "min_replicas" | "max_replicas" => field.as_u64().is_some(),
+                            _ => {
+                                problems.push(format!("{path}[{i}].{name}: unknown key"));
+                                continue;
+                            }
+                        };
+                        if !fine {
+                            problems.push(format!("{path}[{i}].{name}: invalid value {field}"));
+                        }
+                    }
+                    for required in ["name", "queue"] {
+                        if !fields.contains_key(required) {
+                            problems.push(format!("{path}[{i}].{required}: is required"));
+                        }
+                    }
+                    let number = |key: &str, default: u64| {
+                        fields.get(key).and_then(Value::as_u64).unwrap_or(default)
+                    };
+                    if number("min_replicas", 0) > number("max_replicas", u64::MAX) {
+                        problems.push(format!(
+                            "{path}[{i}].min_replicas: must not exceed max_replicas"
+                        ));
+                    }
+                }
+            }
+            None => problem(format!("must be an array, got {value}")),
         },
         Kind::AuthProviders => match value.as_array() {
             Some(items) => {
@@ -512,5 +597,39 @@ mod tests {
                 .any(|m| m.starts_with("auth.lockout.x: unknown key")),
             "{messages:?}"
         );
+    }
+
+    #[test]
+    fn executor_pools_are_checked_and_scale_with_their_queue() {
+        let config = SiteConfig::parse(
+            r#"{"executors.pools": [{"name": "linux", "queue": "codeintel", "jobs_per_instance_scaling": 4, "min_replicas": 1, "max_replicas": 5}]}"#,
+        )
+        .expect("valid");
+        let pool = &config.executor_pools()[0];
+        assert_eq!(
+            (
+                pool.desired(0),
+                pool.desired(1),
+                pool.desired(9),
+                pool.desired(100)
+            ),
+            (1, 1, 3, 5)
+        );
+        let bad = SiteConfig::parse(
+            r#"{"executors.pools": [{"queue": "codeintel", "jobs_per_instance_scaling": 0, "min_replicas": 3, "max_replicas": 2, "extra": 1}]}"#,
+        )
+        .expect_err("invalid")
+        .messages();
+        for expected in [
+            "executors.pools[0].name: is required",
+            "executors.pools[0].jobs_per_instance_scaling: invalid value 0",
+            "executors.pools[0].min_replicas: must not exceed max_replicas",
+            "executors.pools[0].extra: unknown key",
+        ] {
+            assert!(
+                bad.iter().any(|m| m == expected),
+                "{expected} missing from {bad:?}"
+            );
+        }
     }
 }

@@ -13,6 +13,7 @@
 //! dropped at the job's final state) must be the job's, for that queue and that executor, else
 //! 403; an executor that never sent a heartbeat is 401.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use axum::extract::{FromRequestParts, Path, Request, State};
@@ -22,11 +23,14 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::{Json, Router};
+use prometheus::{IntGaugeVec, Opts};
 use quarry_auth::secret;
+use quarry_config::ExecutorPool;
 use quarry_gitserver::smart_http::SmartHttpRequest;
-use quarry_store::{ExecutorHeartbeat, JobRecord, JobState};
+use quarry_store::{ExecutorHeartbeat, JobRecord, JobState, QueueStats};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
 
 use crate::AppState;
 
@@ -64,6 +68,7 @@ pub fn router(state: AppState) -> Router {
             post(heartbeat_single),
         )
         .route("/.executors/queue/dequeue", post(dequeue_multi))
+        .route("/.executors/autoscaling", get(autoscaling))
         .route("/.executors/queue/{queue}/dequeue", post(dequeue_single))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_HEARTBEAT))
         .layer(middleware::from_fn_with_state(state.clone(), shared_secret));
@@ -736,4 +741,129 @@ async fn mark_failed(
     body: axum::body::Bytes,
 ) -> Response {
     mark(call, &state, &body, Mark::Failed).await
+}
+
+static QUEUED: LazyLock<Option<IntGaugeVec>> =
+    LazyLock::new(|| gauge("src_executor_total", "Jobs queued, by queue.", &["queue"]));
+
+static OLDEST_QUEUED: LazyLock<Option<IntGaugeVec>> = LazyLock::new(|| {
+    gauge(
+        "src_executor_queued_duration_seconds_total",
+        "Age of the oldest queued job, by queue.",
+        &["queue"],
+    )
+});
+
+static QUEUE_SIZE: LazyLock<Option<IntGaugeVec>> = LazyLock::new(|| {
+    gauge(
+        "src_executors_queue_size",
+        "Jobs queued or processing, by queue: the autoscaling signal.",
+        &["queue"],
+    )
+});
+
+static DESIRED: LazyLock<Option<IntGaugeVec>> = LazyLock::new(|| {
+    gauge(
+        "src_executors_pool_desired_replicas",
+        "Executors each pool of the site configuration wants for its queue.",
+        &["pool", "queue"],
+    )
+});
+
+fn gauge(name: &str, help: &str, labels: &[&str]) -> Option<IntGaugeVec> {
+    let gauge = IntGaugeVec::new(Opts::new(name, help), labels).ok()?;
+    prometheus::register(Box::new(gauge.clone())).ok()?;
+    Some(gauge)
+}
+
+/// Each pool of the site configuration, its queue's size and the executors it wants.
+fn pools(state: &AppState, sizes: &[(String, QueueStats)]) -> Vec<(ExecutorPool, u64, u64)> {
+    state
+        .site
+        .live()
+        .current()
+        .executor_pools()
+        .into_iter()
+        .map(|pool| {
+            let size = sizes
+                .iter()
+                .find(|(q, _)| *q == pool.queue)
+                .map_or(0, |(_, s)| (s.queued + s.processing).max(0) as u64);
+            let desired = pool.desired(size);
+            (pool, size, desired)
+        })
+        .collect()
+}
+
+/// Every few seconds: each queue's size (queued plus processing), the age of its oldest queued
+/// job, and each pool's desired executor count, as gauges and for `/.executors/autoscaling`.
+pub async fn report_queue_sizes(state: AppState, every: Duration, cancel: CancellationToken) {
+    let mut ticks = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        let sizes = match state.queues.refresh_sizes().await {
+            Ok(sizes) => sizes,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read queue sizes");
+                continue;
+            }
+        };
+        let now = quarry_store::now_ms();
+        for (queue, stats) in &sizes {
+            let age = stats
+                .oldest_queued_at
+                .map_or(0, |at| (now - at).max(0) / 1000);
+            let labels = [queue.as_str()];
+            for (gauge, value) in [
+                (QUEUED.as_ref(), stats.queued),
+                (OLDEST_QUEUED.as_ref(), age),
+                (QUEUE_SIZE.as_ref(), stats.queued + stats.processing),
+            ] {
+                if let Some(gauge) = gauge {
+                    gauge.with_label_values(&labels).set(value);
+                }
+            }
+        }
+        if let Some(gauge) = DESIRED.as_ref() {
+            for (pool, _, desired) in pools(&state, &sizes) {
+                gauge
+                    .with_label_values(&[pool.name.as_str(), pool.queue.as_str()])
+                    .set(i64::try_from(desired).unwrap_or(i64::MAX));
+            }
+        }
+    }
+}
+
+/// `GET /.executors/autoscaling`: the latest queue sizes and each pool's desired executor count,
+/// for autoscalers (behind the executors' shared secret).
+async fn autoscaling(State(state): State<AppState>) -> Response {
+    let sizes = state.queues.sizes();
+    let now = quarry_store::now_ms();
+    let queues: Vec<Value> = sizes
+        .iter()
+        .map(|(queue, stats)| {
+            json!({
+                "queue": queue,
+                "queued": stats.queued,
+                "processing": stats.processing,
+                "size": stats.queued + stats.processing,
+                "oldestQueuedAgeSeconds": stats.oldest_queued_at.map_or(0, |at| (now - at).max(0) / 1000),
+            })
+        })
+        .collect();
+    let pools: Vec<Value> = pools(&state, &sizes)
+        .into_iter()
+        .map(|(pool, size, desired)| {
+            json!({
+                "name": pool.name, "queue": pool.queue, "size": size,
+                "jobsPerInstanceScaling": pool.jobs_per_instance_scaling,
+                "minReplicas": pool.min_replicas, "maxReplicas": pool.max_replicas,
+                "desiredReplicas": desired,
+            })
+        })
+        .collect();
+    Json(json!({ "queues": queues, "pools": pools })).into_response()
 }

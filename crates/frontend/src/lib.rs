@@ -37,7 +37,7 @@ use axum::middleware;
 use axum::routing::{any, get, post};
 use tokio_util::sync::CancellationToken;
 
-pub use executors::queues as executor_queues;
+pub use executors::{queues as executor_queues, report_queue_sizes};
 pub use state::AppState;
 
 /// The largest GraphQL request body accepted.

@@ -23,6 +23,9 @@ const STOP_GRACE: Duration = Duration::from_secs(30);
 /// How often expired sessions are removed from the database.
 const SESSION_SWEEP_INTERVAL: Duration = Duration::from_secs(3600);
 
+/// How often queue sizes are read for metrics and autoscalers.
+const QUEUE_SIZE_INTERVAL: Duration = Duration::from_secs(5);
+
 /// How often jobs whose executor stopped sending heartbeats are looked for.
 const STALLED_JOB_CHECK_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -144,6 +147,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         highlighter: Arc::new(quarry_highlight::Highlighter::default()),
         queues: queues.clone(),
     };
+    let sizes_task = tokio::spawn(quarry_frontend::report_queue_sizes(
+        state.clone(),
+        QUEUE_SIZE_INTERVAL,
+        background.clone(),
+    ));
     let served = quarry_frontend::serve(listener, state, shutdown.clone()).await;
     background.cancel();
     let stopped = tokio::time::timeout(STOP_GRACE, async {
@@ -151,6 +159,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         let _ = watch_task.await;
         let _ = sessions_task.await;
         let _ = resetter_task.await;
+        let _ = sizes_task.await;
         if let Some(task) = index_task {
             let _ = task.await;
         }

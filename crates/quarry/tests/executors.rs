@@ -110,11 +110,11 @@ async fn an_executor_runs_index_jobs_from_the_queue() {
         )
         .expect("commit");
         let config = work.path().join("site.json");
-        std::fs::write(
-            &config,
-            format!("{{\"executors.accessToken\": \"{SECRET}\"}}"),
-        )
-        .expect("config");
+        let site = json!({
+            "executors.accessToken": SECRET,
+            "executors.pools": [{ "name": "linux", "queue": "codeintel", "jobs_per_instance_scaling": 1, "min_replicas": 0, "max_replicas": 5 }],
+        });
+        std::fs::write(&config, site.to_string()).expect("config");
         let mut args = vec![
             code.display().to_string(),
             "--site-config".into(),
@@ -124,10 +124,6 @@ async fn an_executor_runs_index_jobs_from_the_queue() {
         let instance = Instance::serve(&work.path().join("data"), &args, &[]).await;
         let repos = instance.wait_settled(1).await;
         let repo_id = repos[0]["id"].as_str().expect("id").to_string();
-
-        let workspaces = work.path().join("workspaces");
-        let log = work.path().join("executor.log");
-        let mut executor = start_executor(&instance, &workspaces, &log);
 
         let queue = "mutation($repo: ID!, $config: String) { queueAutoIndexJobsForRepo(repository: $repo, configuration: $config) { id state inputIndexer } }";
         let working = json!({ "index_jobs": [{
@@ -159,6 +155,46 @@ async fn an_executor_runs_index_jobs_from_the_queue() {
         let message = refused["errors"][0]["message"].as_str().unwrap_or("");
         assert!(message.contains("index_jobs[0].indexer"), "{refused}");
 
+        // The autoscaling signal: two jobs queued, so the pool wants two executors.
+        let started = Instant::now();
+        loop {
+            let answer: Value = reqwest::Client::new()
+                .get(format!("{}/.executors/autoscaling", instance.url))
+                .header("authorization", format!("token-executor {SECRET}"))
+                .send()
+                .await
+                .expect("autoscaling")
+                .json()
+                .await
+                .expect("JSON");
+            if answer["pools"][0]["desiredReplicas"] == json!(2) {
+                assert_eq!(answer["pools"][0]["size"], json!(2));
+                break;
+            }
+            assert!(
+                started.elapsed() < DEADLINE,
+                "{name}: no autoscaling signal: {answer}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let metrics = instance
+            .get("/metrics")
+            .await
+            .text()
+            .await
+            .expect("metrics");
+        assert!(
+            metrics.contains("src_executors_queue_size{queue=\"codeintel\"} 2"),
+            "{name}"
+        );
+        assert!(
+            metrics.contains("src_executor_total{queue=\"codeintel\"} 2"),
+            "{name}"
+        );
+
+        let workspaces = work.path().join("workspaces");
+        let log = work.path().join("executor.log");
+        let mut executor = start_executor(&instance, &workspaces, &log);
         let nodes = settled(&instance, 2, &log).await;
         let done = nodes
             .iter()

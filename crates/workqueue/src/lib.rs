@@ -66,6 +66,8 @@ pub struct WorkQueues {
     queues: Arc<HashMap<String, QueueOptions>>,
     wakeups: Arc<Mutex<HashMap<String, Arc<Notify>>>>,
     recheck: Duration,
+    /// The sizes last read by `refresh_sizes`, by queue.
+    sizes: Arc<Mutex<Vec<(String, QueueStats)>>>,
 }
 
 impl WorkQueues {
@@ -81,6 +83,7 @@ impl WorkQueues {
             ),
             wakeups: Arc::new(Mutex::new(HashMap::new())),
             recheck: Duration::from_millis(500),
+            sizes: Arc::default(),
         }
     }
 
@@ -276,6 +279,29 @@ impl WorkQueues {
     pub async fn stats(&self, queue: &str) -> Result<QueueStats> {
         self.options(queue)?;
         Ok(self.store.queue_stats(queue).await?)
+    }
+
+    /// Reads every queue's size now and keeps it for `sizes`.
+    pub async fn refresh_sizes(&self) -> Result<Vec<(String, QueueStats)>> {
+        let mut sizes = Vec::with_capacity(self.queues.len());
+        for name in self.names() {
+            let stats = self.store.queue_stats(&name).await?;
+            sizes.push((name, stats));
+        }
+        let mut kept = match self.sizes.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        kept.clone_from(&sizes);
+        Ok(sizes)
+    }
+
+    /// The sizes the last `refresh_sizes` read (empty before the first).
+    pub fn sizes(&self) -> Vec<(String, QueueStats)> {
+        match self.sizes.lock() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
     }
 
     pub fn store(&self) -> &Store {
