@@ -106,12 +106,18 @@ impl Client {
                 .header("X-Sourcegraph-Executor-Name", executor),
             None => request.header("Authorization", format!("token-executor {}", self.secret)),
         };
-        let response = request
-            .send()
-            .await
-            .map_err(|e| ExecutorError::Api(format!("{path}: {e}")))?;
+        let op = path.rsplit('/').next().unwrap_or(path);
+        let started = std::time::Instant::now();
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(e) => {
+                crate::metrics::api_call(op, started, false);
+                return Err(ExecutorError::Api(format!("{path}: {e}")));
+            }
+        };
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
+        crate::metrics::api_call(op, started, status.is_success());
         Ok((status, text))
     }
 
@@ -187,6 +193,7 @@ impl Client {
         body["executorName"] = json!(executor);
         body["queueNames"] = json!(queues);
         body["jobIdsByQueue"] = json!(by_queue);
+        body["prometheusMetrics"] = json!(crate::metrics::text());
         let (status, text) = self
             .post("queue/heartbeat", &body, None, Duration::from_secs(10))
             .await?;

@@ -160,7 +160,11 @@ pub async fn run_job(
     cancel: CancellationToken,
 ) {
     let started = Instant::now();
-    tracing::info!(job = job.id, queue = ?job.queue, "job started");
+    let queue = job.queue.clone().unwrap_or_else(|| "codeintel".into());
+    tracing::info!(job = job.id, %queue, "job started");
+    if let Some(metrics) = crate::metrics::METRICS.as_ref() {
+        metrics.handlers.with_label_values(&[&queue]).inc();
+    }
     let redactor = Redactor::new(&job, &config.frontend_password);
     let workspace = match make_workspace(config, &job) {
         Ok(dir) => dir,
@@ -177,6 +181,18 @@ pub async fn run_job(
     report(client, executor, &job, &outcome, canceled).await;
     if !config.keep_workspaces {
         let _ = std::fs::remove_dir_all(&workspace);
+    }
+    if let Some(metrics) = crate::metrics::METRICS.as_ref() {
+        let labels = [queue.as_str(), "handle"];
+        metrics.handlers.with_label_values(&[&queue]).dec();
+        metrics.jobs.with_label_values(&labels).inc();
+        metrics
+            .job_duration
+            .with_label_values(&labels)
+            .observe(started.elapsed().as_secs_f64());
+        if outcome.is_err() {
+            metrics.job_errors.with_label_values(&labels).inc();
+        }
     }
     tracing::info!(
         job = job.id,

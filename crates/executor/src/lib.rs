@@ -15,6 +15,7 @@
 pub mod api;
 mod clone;
 mod job;
+mod metrics;
 pub mod sandbox;
 
 use std::collections::HashMap;
@@ -66,6 +67,8 @@ pub struct Config {
     pub keep_workspaces: bool,
     pub runtime: Runtime,
     pub workspace_root: PathBuf,
+    /// Where `/metrics` is served (`SRC_PROF_HTTP`; empty: not served).
+    pub metrics_address: String,
 }
 
 fn duration(name: &str, value: &str) -> Result<Duration, ExecutorError> {
@@ -208,6 +211,10 @@ impl Config {
                 get("EXECUTOR_KEEP_WORKSPACES").unwrap_or("false"),
             )?,
             runtime,
+            metrics_address: vars
+                .get("SRC_PROF_HTTP")
+                .cloned()
+                .unwrap_or_else(|| "127.0.0.1:6060".into()),
             workspace_root: get("EXECUTOR_WORKSPACE_ROOT")
                 .map(PathBuf::from)
                 .unwrap_or_else(|| std::env::temp_dir().join("quarry-executor")),
@@ -339,6 +346,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Exec
                 }
             }
         }
+    }
+    if !config.metrics_address.is_empty() {
+        tokio::spawn(metrics::serve(config.metrics_address.clone()));
     }
     tracing::info!(executor = %name, queues = ?config.queues, runtime = ?config.runtime, "executor started");
     let running: Running = Arc::default();

@@ -30,10 +30,12 @@ fn sandbox_available() -> bool {
     present
 }
 
+/// Starts `quarry executor run` against an instance, serving its metrics at `metrics`.
 fn start_executor(
     instance: &Instance,
     workspaces: &std::path::Path,
     log: &std::path::Path,
+    metrics: &str,
 ) -> Child {
     let sandbox = if sandbox_available() {
         "bubblewrap"
@@ -49,6 +51,7 @@ fn start_executor(
         .env("EXECUTOR_MAXIMUM_RUNTIME_PER_JOB", "60s")
         .env("EXECUTOR_WORKSPACE_ROOT", workspaces)
         .env("EXECUTOR_SANDBOX", sandbox)
+        .env("SRC_PROF_HTTP", metrics)
         .stdout(std::fs::File::create(log.with_extension("out")).expect("log"))
         .stderr(std::fs::File::create(log).expect("log"))
         .spawn()
@@ -194,7 +197,8 @@ async fn an_executor_runs_index_jobs_from_the_queue() {
 
         let workspaces = work.path().join("workspaces");
         let log = work.path().join("executor.log");
-        let mut executor = start_executor(&instance, &workspaces, &log);
+        let metrics_address = format!("127.0.0.1:{}", common::free_port());
+        let mut executor = start_executor(&instance, &workspaces, &log, &metrics_address);
         let nodes = settled(&instance, 2, &log).await;
         let done = nodes
             .iter()
@@ -238,6 +242,25 @@ async fn an_executor_runs_index_jobs_from_the_queue() {
         let listed = &executors["executors"]["nodes"][0];
         assert_eq!(listed["queueNames"], json!(["codeintel"]));
         assert_eq!(listed["active"], json!(true));
+
+        // The executor's own metrics.
+        let metrics = reqwest::get(format!("http://{metrics_address}/metrics"))
+            .await
+            .expect("executor metrics")
+            .text()
+            .await
+            .expect("text");
+        for expected in [
+            "src_executor_processor_total{op=\"handle\",queue=\"codeintel\"} 2",
+            "src_executor_processor_errors_total{op=\"handle\",queue=\"codeintel\"} 1",
+            "src_apiworker_apiclient_queue_total{op=\"dequeue\"}",
+            "src_executor_processor_handlers{queue=\"codeintel\"} 0",
+        ] {
+            assert!(
+                metrics.contains(expected),
+                "{name}: {expected} missing from:\n{metrics}"
+            );
+        }
 
         // SIGTERM: it drains and exits cleanly; workspaces are gone.
         // SAFETY: signals the executor this test started.
