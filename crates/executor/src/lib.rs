@@ -43,9 +43,6 @@ pub enum ExecutorError {
 /// How long a dequeue waits on the instance for a job before asking again.
 const DEQUEUE_WAIT: Duration = Duration::from_secs(10);
 
-/// How often the executor reports itself and its jobs.
-const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
-
 /// The executor's configuration, as Sourcegraph's executors read it from the environment.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -69,6 +66,8 @@ pub struct Config {
     pub workspace_root: PathBuf,
     /// Where `/metrics` is served (`SRC_PROF_HTTP`; empty: not served).
     pub metrics_address: String,
+    /// How often the executor reports itself and its jobs (`EXECUTOR_HEARTBEAT_INTERVAL`, 5 s).
+    pub heartbeat_interval: Duration,
 }
 
 fn duration(name: &str, value: &str) -> Result<Duration, ExecutorError> {
@@ -211,6 +210,10 @@ impl Config {
                 get("EXECUTOR_KEEP_WORKSPACES").unwrap_or("false"),
             )?,
             runtime,
+            heartbeat_interval: duration(
+                "EXECUTOR_HEARTBEAT_INTERVAL",
+                get("EXECUTOR_HEARTBEAT_INTERVAL").unwrap_or("5s"),
+            )?,
             metrics_address: vars
                 .get("SRC_PROF_HTTP")
                 .cloned()
@@ -354,6 +357,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Exec
     let running: Running = Arc::default();
     let beats = CancellationToken::new();
     let heartbeat = tokio::spawn(heartbeats(
+        config.heartbeat_interval,
         client.clone(),
         name.clone(),
         config.queues.clone(),
@@ -432,6 +436,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Exec
 
 /// Reports the running jobs every few seconds and stops the ones the instance cancels.
 async fn heartbeats(
+    every: Duration,
     client: api::Client,
     name: String,
     queues: Vec<String>,
@@ -439,7 +444,7 @@ async fn heartbeats(
     telemetry: api::Telemetry,
     stop: CancellationToken,
 ) {
-    let mut ticks = tokio::time::interval(HEARTBEAT_INTERVAL);
+    let mut ticks = tokio::time::interval(every.max(Duration::from_millis(100)));
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,

@@ -37,12 +37,18 @@ use crate::AppState;
 /// The queues executors may serve.
 pub const QUEUES: &[&str] = &["codeintel", "batches", "batches-hooks"];
 
-/// The executors' queues, each with the default rules (stalled after 25 s without a heartbeat,
-/// failed after 3 resets, errors final).
-pub fn queues(store: quarry_store::Store) -> quarry_workqueue::WorkQueues {
+/// The executors' queues: a job is stalled after `stall_after` without a heartbeat and fails
+/// after 3 resets; errors are final.
+pub fn queues(store: quarry_store::Store, stall_after: Duration) -> quarry_workqueue::WorkQueues {
     let options: Vec<(&str, quarry_workqueue::QueueOptions)> = QUEUES
         .iter()
-        .map(|q| (*q, quarry_workqueue::QueueOptions::default()))
+        .map(|q| {
+            let options = quarry_workqueue::QueueOptions {
+                stall_after,
+                ..quarry_workqueue::QueueOptions::default()
+            };
+            (*q, options)
+        })
         .collect();
     quarry_workqueue::WorkQueues::new(store, &options)
 }

@@ -177,6 +177,11 @@ pub struct ServeArgs {
         value_name = "ADDRS"
     )]
     pub indexservers: Vec<String>,
+
+    /// A job whose executor sends no heartbeat for this long goes back to its queue (after 3
+    /// such resets it fails).
+    #[arg(long, env = "QUARRY_JOB_STALL_AFTER", default_value = "25s", value_parser = humantime::parse_duration)]
+    pub job_stall_after: std::time::Duration,
 }
 
 #[derive(Args)]

@@ -131,12 +131,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             .expire_sessions(SESSION_SWEEP_INTERVAL, background.clone()),
     );
 
-    let queues = quarry_frontend::executor_queues(store.clone());
-    let resetter_task = tokio::spawn(
-        queues
-            .clone()
-            .run_resetter(STALLED_JOB_CHECK_INTERVAL, background.clone()),
-    );
+    let queues = quarry_frontend::executor_queues(store.clone(), args.job_stall_after)
+        .with_stopping(shutdown.clone());
+    let resetter_task = tokio::spawn(queues.clone().run_resetter(
+        STALLED_JOB_CHECK_INTERVAL.min(args.job_stall_after / 2),
+        background.clone(),
+    ));
     let state = AppState {
         store: store.clone(),
         searcher,

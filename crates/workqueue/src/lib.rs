@@ -68,6 +68,8 @@ pub struct WorkQueues {
     recheck: Duration,
     /// The sizes last read by `refresh_sizes`, by queue.
     sizes: Arc<Mutex<Vec<(String, QueueStats)>>>,
+    /// Ends every waiting dequeue (the process is stopping).
+    stopping: CancellationToken,
 }
 
 impl WorkQueues {
@@ -84,12 +86,20 @@ impl WorkQueues {
             wakeups: Arc::new(Mutex::new(HashMap::new())),
             recheck: Duration::from_millis(500),
             sizes: Arc::default(),
+            stopping: CancellationToken::new(),
         }
     }
 
     /// How often a waiting dequeue looks at the database again for jobs other processes added.
     pub fn with_recheck(mut self, every: Duration) -> Self {
         self.recheck = every;
+        self
+    }
+
+    /// Waiting dequeues answer at once (with no job) from when `stopping` is cancelled, so a
+    /// process can stop without waiting out its executors' long polls.
+    pub fn with_stopping(mut self, stopping: CancellationToken) -> Self {
+        self.stopping = stopping;
         self
     }
 
@@ -163,11 +173,14 @@ impl WorkQueues {
                 }
             }
             let now = tokio::time::Instant::now();
-            if now >= deadline {
+            if now >= deadline || self.stopping.is_cancelled() {
                 return Ok(None);
             }
             let pause = (deadline - now).min(self.recheck);
-            let _ = tokio::time::timeout(pause, select_all(notified)).await;
+            tokio::select! {
+                _ = self.stopping.cancelled() => return Ok(None),
+                _ = tokio::time::timeout(pause, select_all(notified)) => {}
+            }
         }
     }
 

@@ -17,7 +17,7 @@ pub async fn state(store: Store, dir: &std::path::Path) -> AppState {
     AppState {
         searcher: quarry_search::Searcher::new(store.clone(), git.clone()),
         accounts: Accounts::new(store.clone(), site.live()),
-        queues: quarry_frontend::executor_queues(store.clone()),
+        queues: quarry_frontend::executor_queues(store.clone(), std::time::Duration::from_secs(25)),
         store,
         git,
         site,

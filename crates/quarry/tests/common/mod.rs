@@ -89,6 +89,10 @@ pub struct Instance {
     /// An access token of the site admin `admin`, which every request of `client` carries.
     pub token: String,
     client: reqwest::Client,
+    /// What it was started with, to start it again on the same port.
+    port: u16,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 /// The site admin every test instance is initialised with.
@@ -183,37 +187,63 @@ impl Instance {
     /// Starts `quarry serve` with these extra arguments and waits until it answers.
     pub async fn serve(data_dir: &Path, args: &[String], env: &[(&str, &str)]) -> Instance {
         let port = free_port();
-        let log = data_dir.with_extension(format!("{port}.log"));
-        let stderr = std::fs::File::create(&log).expect("create log file");
-        let stdout = std::fs::File::create(log.with_extension("out")).expect("create output file");
-        let mut command = Command::new(binary());
-        command
-            .arg("serve")
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args(args)
-            .env_remove("QUARRY_DATABASE_URL")
-            .env_remove("QUARRY_GITSERVERS")
-            .stdout(stdout)
-            .stderr(stderr);
-        for (key, value) in env {
-            command.env(key, value);
-        }
-        let child = command.spawn().expect("start quarry serve");
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+            .collect();
         let mut instance = Instance {
-            child: Some(child),
+            child: None,
             url: format!("http://127.0.0.1:{port}"),
             data_dir: data_dir.to_path_buf(),
-            log,
+            log: data_dir.with_extension(format!("{port}.log")),
             token: String::new(),
             client: reqwest::Client::new(),
+            port,
+            args: args.to_vec(),
+            env,
         };
+        instance.start();
         instance.wait_healthy().await;
         instance.token = admin_token(&instance.url).await;
         instance.client = client_with_token(&instance.token);
         instance
+    }
+
+    fn start(&mut self) {
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("open log file");
+        let stdout =
+            std::fs::File::create(self.log.with_extension("out")).expect("create output file");
+        let mut command = Command::new(binary());
+        command
+            .arg("serve")
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{}", self.port))
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .args(&self.args)
+            .env_remove("QUARRY_DATABASE_URL")
+            .env_remove("QUARRY_GITSERVERS")
+            .stdout(stdout)
+            .stderr(stderr);
+        for (key, value) in &self.env {
+            command.env(key, value);
+        }
+        self.child = Some(command.spawn().expect("start quarry serve"));
+    }
+
+    /// Stops the process (SIGTERM) and starts it again on the same port and data.
+    pub async fn restart(&mut self) {
+        assert!(
+            self.terminate(),
+            "quarry did not stop cleanly; log:\n{}",
+            self.log_text()
+        );
+        self.start();
+        self.wait_healthy().await;
     }
 
     /// The site admin's client.
