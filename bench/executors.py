@@ -1,0 +1,218 @@
+#!/usr/bin/env python3
+"""Quarry's executor benchmark: jobs of one trivial step through one instance and several
+`quarry executor run` processes, on SQLite and PostgreSQL, with the sandbox and without it, in
+one run: jobs per second, queued-to-started latency (pickup) of jobs queued one at a time while
+executors are idle, and the step's own duration with and without the sandbox.
+
+    bench/executors.py [--jobs N] [--executors N] [--quarry PATH] [--postgres URL] [--out FILE]
+
+--postgres names a PostgreSQL server (a database is created and dropped there); without it only
+SQLite is measured. Needs a release build of quarry, git, and Debian's bubblewrap (run as root,
+for the step cgroups)."""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from datetime import datetime
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import run  # noqa: E402  (server start-up, site admin token, percentiles)
+
+SECRET = "the executors' benchmark secret"
+PICKUPS = 50
+QUEUE = ("mutation($repo: ID!, $config: String) { queueAutoIndexJobsForRepo(repository: $repo, "
+         "configuration: $config) { id } }")
+JOB = json.dumps({"index_jobs": [{"indexer": "host", "indexer_args": ["true"]}]})
+
+
+def graphql(url, token, query, variables=None):
+    request = urllib.request.Request(
+        url + "/.api/graphql", data=json.dumps({"query": query, "variables": variables or {}}).encode(),
+        headers={"Authorization": f"token {token}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=120) as response:
+        answer = json.load(response)
+    if answer.get("errors"):
+        raise SystemExit(f"GraphQL error: {answer['errors']}")
+    return answer["data"]
+
+
+def ms(text):
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000
+
+
+def indexes(url, token):
+    data = graphql(url, token, "{ preciseIndexes(first: 1000) { nodes { state queuedAt startedAt finishedAt "
+                               "steps { key durationMilliseconds } } } }")
+    return data["preciseIndexes"]["nodes"]
+
+
+def wait_done(url, token, count):
+    while True:
+        nodes = indexes(url, token)
+        if len(nodes) >= count and all(n["state"] not in ("QUEUED_FOR_INDEXING", "INDEXING") for n in nodes):
+            bad = [n for n in nodes if n["state"] != "INDEXING_COMPLETED"]
+            if bad:
+                raise SystemExit(f"jobs failed: {bad[:3]}")
+            return nodes
+        time.sleep(0.05)
+
+
+class Instance:
+    def __init__(self, binary, database_url):
+        self.work = tempfile.mkdtemp(prefix="quarry-executor-bench-")
+        code = os.path.join(self.work, "code", "app")
+        os.makedirs(code)
+        subprocess.run(["git", "init", "-q", code], check=True)
+        with open(os.path.join(code, "README.md"), "w") as f:
+            f.write("app\n")
+        subprocess.run(["git", "-C", code, "add", "-A"], check=True)
+        subprocess.run(["git", "-C", code, "-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qm", "a"], check=True)
+        config = os.path.join(self.work, "site.json")
+        with open(config, "w") as f:
+            json.dump({"executors.accessToken": SECRET}, f)
+        self.port = run.free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        data = os.path.join(self.work, "data")
+        args = [binary, "serve", "--listen", f"127.0.0.1:{self.port}", "--data-dir", data,
+                "--site-config", config, os.path.join(self.work, "code")]
+        if database_url:
+            args += ["--database-url", database_url]
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL,
+                                        stderr=open(os.path.join(self.work, "serve.log"), "w"))
+        deadline = time.time() + 60
+        while True:
+            try:
+                urllib.request.urlopen(self.url + "/-/healthz", timeout=2).read()
+                break
+            except OSError:
+                if time.time() > deadline:
+                    raise SystemExit("quarry did not start")
+                time.sleep(0.05)
+        self.token = run.admin_token(binary, self.url, data) if not database_url else self.token_for_postgres(binary, database_url)
+        while True:
+            repos = graphql(self.url, self.token, "{ repositories(first: 1) { nodes { id mirrorInfo { cloned } } } }")
+            nodes = repos["repositories"]["nodes"]
+            if nodes and nodes[0]["mirrorInfo"]["cloned"]:
+                self.repo = nodes[0]["id"]
+                break
+            time.sleep(0.1)
+
+    def token_for_postgres(self, binary, database_url):
+        account = {"username": "bench", "email": "bench@quarry.invalid", "password": "benchmark-password"}
+        request = urllib.request.Request(self.url + "/-/site-init", data=json.dumps(account).encode(),
+                                         headers={"Content-Type": "application/json"})
+        urllib.request.urlopen(request, timeout=30).read()
+        created = subprocess.run([binary, "admin", "token", "create", "--user", "bench", "--database-url", database_url],
+                                 capture_output=True, text=True, check=True)
+        return created.stdout.strip()
+
+    def enqueue(self):
+        graphql(self.url, self.token, QUEUE, {"repo": self.repo, "config": JOB})
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait(timeout=60)
+
+
+def start_executors(binary, url, count, runtime, work):
+    env = dict(os.environ, EXECUTOR_FRONTEND_URL=url, EXECUTOR_FRONTEND_PASSWORD=SECRET,
+               EXECUTOR_QUEUE_NAME="codeintel", EXECUTOR_MAXIMUM_NUM_JOBS="4", EXECUTOR_SANDBOX=runtime,
+               EXECUTOR_WORKSPACE_ROOT=os.path.join(work, "workspaces"), SRC_PROF_HTTP="")
+    return [subprocess.Popen([binary, "executor", "run"], env=env, stdout=subprocess.DEVNULL,
+                             stderr=open(os.path.join(work, f"executor-{i}.log"), "w")) for i in range(count)]
+
+
+def measure(binary, database_url, runtime, jobs, executors):
+    instance = Instance(binary, database_url)
+    workers = start_executors(binary, instance.url, executors, runtime, instance.work)
+    try:
+        time.sleep(1.0)  # executors announce themselves and start waiting
+        # Pickup: one job at a time, executors idle.
+        for i in range(PICKUPS):
+            instance.enqueue()
+            wait_done(instance.url, instance.token, i + 1)
+        nodes = indexes(instance.url, instance.token)
+        pickups = [ms(n["startedAt"]) - ms(n["queuedAt"]) for n in nodes]
+        steps = [s["durationMilliseconds"] for n in nodes for s in n["steps"] if s["key"] == "indexer"]
+        # Throughput: a burst.
+        started = time.perf_counter()
+        for _ in range(jobs):
+            instance.enqueue()
+        enqueued = time.perf_counter() - started
+        nodes = wait_done(instance.url, instance.token, min(1000, PICKUPS + jobs))
+        elapsed = time.perf_counter() - started
+        return {
+            "pickup_p50": run.percentile(pickups, 50), "pickup_p99": run.percentile(pickups, 99),
+            "step_p50": run.percentile(steps, 50), "jobs_per_second": jobs / elapsed,
+            "enqueue_seconds": enqueued, "elapsed": elapsed,
+        }
+    finally:
+        for worker in workers:
+            worker.terminate()
+        for worker in workers:
+            worker.wait(timeout=60)
+        instance.stop()
+
+
+def postgres_database(server):
+    name = f"quarry_bench_{os.getpid()}_{int(time.time())}"
+    parsed = urllib.parse.urlparse(server)
+    admin = ["psql", "-h", parsed.hostname or "127.0.0.1", "-p", str(parsed.port or 5432),
+             "-U", parsed.username or "postgres", "-d", "postgres", "-qc"]
+    subprocess.run(admin + [f'CREATE DATABASE "{name}"'], check=True)
+    url = parsed._replace(path="/" + name).geturl()
+    return url, lambda: subprocess.run(admin + [f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'], check=False)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=1000)
+    parser.add_argument("--executors", type=int, default=3)
+    parser.add_argument("--quarry", default=os.path.join(
+        os.environ.get("CARGO_TARGET_DIR", os.path.join(HERE, "..", "target")), "release", "quarry"))
+    parser.add_argument("--postgres")
+    parser.add_argument("--out")
+    args = parser.parse_args()
+    jobs = min(args.jobs, 1000 - PICKUPS)
+
+    lines = [f"{jobs} jobs of one step (`true`) after {PICKUPS} queued one at a time; {args.executors} executors "
+             f"of 4 slots each; {os.cpu_count()} cores; every job is cloned from its repository first.\n",
+             "| database | runtime | jobs/s | pickup p50 ms | pickup p99 ms | step p50 ms | enqueue of the burst s |",
+             "|---|---|---:|---:|---:|---:|---:|"]
+    step = {}
+    backends = [("SQLite", None)] + ([("PostgreSQL", args.postgres)] if args.postgres else [])
+    for label, server in backends:
+        for runtime in ("bubblewrap", "shell"):
+            cleanup = None
+            url = None
+            if server:
+                url, cleanup = postgres_database(server)
+            try:
+                result = measure(args.quarry, url, runtime, jobs, args.executors)
+            finally:
+                if cleanup:
+                    cleanup()
+            step[(label, runtime)] = result["step_p50"]
+            lines.append(f"| {label} | {runtime} | {result['jobs_per_second']:.0f} | {result['pickup_p50']:.0f} | "
+                         f"{result['pickup_p99']:.0f} | {result['step_p50']:.0f} | {result['enqueue_seconds']:.1f} |")
+    lines.append("")
+    for label, _ in backends:
+        overhead = step[(label, "bubblewrap")] - step[(label, "shell")]
+        lines.append(f"Sandbox overhead per step ({label}): {overhead:.0f} ms "
+                     f"(step p50 {step[(label, 'bubblewrap')]:.0f} ms in bubblewrap, {step[(label, 'shell')]:.0f} ms bare).")
+    out = "\n".join(lines) + "\n"
+    print(out)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(out)
+
+
+if __name__ == "__main__":
+    main()
