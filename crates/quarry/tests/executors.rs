@@ -14,22 +14,6 @@ use serde_json::{Value, json};
 
 const SECRET: &str = "the shared secret of the executors in tests";
 
-/// Whether steps can run in the sandbox here (bubblewrap, and root for cgroups); otherwise the
-/// executor runs them on the shell, and CI (`QUARRY_REQUIRE_TOOLS`) must have the sandbox.
-fn sandbox_available() -> bool {
-    let bwrap = Command::new("bwrap")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    // SAFETY: geteuid has no preconditions.
-    let present = bwrap && unsafe { libc::geteuid() } == 0;
-    assert!(
-        present || std::env::var_os("QUARRY_REQUIRE_TOOLS").is_none(),
-        "bubblewrap and root are required (QUARRY_REQUIRE_TOOLS is set)"
-    );
-    present
-}
-
 /// Starts `quarry executor run` against an instance, serving its metrics at `metrics`.
 fn start_executor(
     instance: &Instance,
@@ -37,11 +21,7 @@ fn start_executor(
     log: &std::path::Path,
     metrics: &str,
 ) -> Child {
-    let sandbox = if sandbox_available() {
-        "bubblewrap"
-    } else {
-        "shell"
-    };
+    let sandbox = common::executor_runtime();
     Command::new(common::binary())
         .args(["executor", "run"])
         .env("EXECUTOR_FRONTEND_URL", &instance.url)
@@ -215,7 +195,7 @@ async fn an_executor_runs_index_jobs_from_the_queue() {
             !out.contains(SECRET) && out.contains("PASSWORD_REMOVED"),
             "{name}: the secret is redacted: {out}"
         );
-        if sandbox_available() {
+        if common::executor_runtime() == "bubblewrap" {
             assert!(
                 out.contains("65534"),
                 "{name}: the step ran as nobody in the sandbox: {out}"

@@ -18,23 +18,6 @@ const EXECUTORS: usize = 3;
 /// How long the whole scenario may take before the test gives up.
 const SCENARIO_LIMIT: Duration = Duration::from_secs(600);
 
-fn sandbox() -> &'static str {
-    let bwrap = Command::new("bwrap")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    // SAFETY: geteuid has no preconditions.
-    if bwrap && unsafe { libc::geteuid() } == 0 {
-        "bubblewrap"
-    } else {
-        assert!(
-            std::env::var_os("QUARRY_REQUIRE_TOOLS").is_none(),
-            "bubblewrap and root are required (QUARRY_REQUIRE_TOOLS is set)"
-        );
-        "shell"
-    }
-}
-
 fn executor(url: &str, workspaces: &std::path::Path, log: &std::path::Path) -> Child {
     Command::new(common::binary())
         .args(["executor", "run"])
@@ -45,7 +28,7 @@ fn executor(url: &str, workspaces: &std::path::Path, log: &std::path::Path) -> C
         .env("EXECUTOR_QUEUE_POLL_INTERVAL", "200ms")
         .env("EXECUTOR_HEARTBEAT_INTERVAL", "300ms")
         .env("EXECUTOR_WORKSPACE_ROOT", workspaces)
-        .env("EXECUTOR_SANDBOX", sandbox())
+        .env("EXECUTOR_SANDBOX", common::executor_runtime())
         .env("SRC_PROF_HTTP", "")
         .stdout(std::process::Stdio::null())
         .stderr(

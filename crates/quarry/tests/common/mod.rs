@@ -80,6 +80,25 @@ impl Database {
     }
 }
 
+/// The runtime executors in tests use: the sandbox where bubblewrap is installed and the tests
+/// run as root (for step cgroups), else the shell; CI (`QUARRY_REQUIRE_TOOLS`) must have the
+/// sandbox.
+pub fn executor_runtime() -> &'static str {
+    let bwrap = Command::new("bwrap")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    // SAFETY: geteuid has no preconditions.
+    if bwrap && unsafe { libc::geteuid() } == 0 {
+        return "bubblewrap";
+    }
+    assert!(
+        std::env::var_os("QUARRY_REQUIRE_TOOLS").is_none(),
+        "bubblewrap and root are required (QUARRY_REQUIRE_TOOLS is set)"
+    );
+    "shell"
+}
+
 /// A running `quarry serve`.
 pub struct Instance {
     child: Option<Child>,
