@@ -63,6 +63,12 @@ pub struct Telemetry {
     pub src_cli_version: String,
 }
 
+/// How long calls keep trying an instance that cannot be reached (a restart).
+const UNREACHABLE_GRACE: Duration = Duration::from_secs(30);
+
+/// Pause between those tries.
+const RETRY_PAUSE: Duration = Duration::from_millis(250);
+
 #[derive(Clone)]
 pub struct Client {
     base: String,
@@ -87,6 +93,8 @@ impl Client {
         &self.base
     }
 
+    /// Posts to the API. A request that cannot reach the instance (it may be restarting) is
+    /// tried again for up to [`UNREACHABLE_GRACE`]; an answer, whatever its status, is returned.
     async fn post(
         &self,
         path: &str,
@@ -94,31 +102,38 @@ impl Client {
         job: Option<(&Job, &str)>,
         timeout: Duration,
     ) -> Result<(StatusCode, String), ExecutorError> {
-        let mut request = self
-            .http
-            .post(format!("{}/.executors/{path}", self.base))
-            .timeout(timeout)
-            .json(body);
-        request = match job {
-            Some((job, executor)) => request
-                .bearer_auth(&job.token)
-                .header("X-Sourcegraph-Job-ID", job.id.to_string())
-                .header("X-Sourcegraph-Executor-Name", executor),
-            None => request.header("Authorization", format!("token-executor {}", self.secret)),
-        };
         let op = path.rsplit('/').next().unwrap_or(path);
-        let started = std::time::Instant::now();
-        let response = match request.send().await {
-            Ok(response) => response,
-            Err(e) => {
-                crate::metrics::api_call(op, started, false);
-                return Err(ExecutorError::Api(format!("{path}: {e}")));
+        let first_try = std::time::Instant::now();
+        loop {
+            let mut request = self
+                .http
+                .post(format!("{}/.executors/{path}", self.base))
+                .timeout(timeout)
+                .json(body);
+            request = match job {
+                Some((job, executor)) => request
+                    .bearer_auth(&job.token)
+                    .header("X-Sourcegraph-Job-ID", job.id.to_string())
+                    .header("X-Sourcegraph-Executor-Name", executor),
+                None => request.header("Authorization", format!("token-executor {}", self.secret)),
+            };
+            let started = std::time::Instant::now();
+            match request.send().await {
+                Ok(response) => {
+                    let status = response.status();
+                    let text = response.text().await.unwrap_or_default();
+                    crate::metrics::api_call(op, started, status.is_success());
+                    return Ok((status, text));
+                }
+                Err(e) => {
+                    crate::metrics::api_call(op, started, false);
+                    if !e.is_connect() || first_try.elapsed() >= UNREACHABLE_GRACE {
+                        return Err(ExecutorError::Api(format!("{path}: {e}")));
+                    }
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                }
             }
-        };
-        let status = response.status();
-        let text = response.text().await.unwrap_or_default();
-        crate::metrics::api_call(op, started, status.is_success());
-        Ok((status, text))
+        }
     }
 
     fn unexpected(path: &str, status: StatusCode, body: &str) -> ExecutorError {

@@ -22,6 +22,9 @@ const MAX_GIT_REQUEST: usize = 64 * 1024 * 1024;
 /// How long a clone may take.
 const CLONE_TIMEOUT: Duration = Duration::from_secs(600);
 
+/// Clones tried before the job fails (the instance may be restarting).
+const CLONE_TRIES: u32 = 5;
+
 /// Headers passed through in each direction.
 const PASSED: [&str; 4] = ["content-type", "git-protocol", "accept", "content-encoding"];
 
@@ -95,6 +98,23 @@ async fn git(args: &[&str], dir: &Path) -> Result<(), ExecutorError> {
     }
 }
 
+/// Removes what a failed clone left in `target`, keeping the directory.
+fn empty(target: &Path) -> Result<(), ExecutorError> {
+    let Ok(entries) = std::fs::read_dir(target) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let removed = if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        removed.map_err(|e| ExecutorError::Workspace(format!("{}: {e}", path.display())))?;
+    }
+    Ok(())
+}
+
 /// Clones the job's repository at its commit into `target` (inside the workspace).
 pub async fn clone_repository(
     client: &Client,
@@ -127,11 +147,20 @@ pub async fn clone_repository(
     let target_text = target.to_string_lossy().into_owned();
     let parent = target.parent().unwrap_or(target);
     let cloned = async {
-        git(
-            &["clone", "--quiet", "--no-checkout", &url, &target_text],
-            parent,
-        )
-        .await?;
+        let clone = ["clone", "--quiet", "--no-checkout", &url, &target_text];
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match git(&clone, parent).await {
+                Ok(()) => break,
+                Err(e) if tries >= CLONE_TRIES => return Err(e),
+                Err(e) => {
+                    tracing::warn!(job = job.id, error = %e, "clone failed; trying again");
+                    empty(target)?;
+                    tokio::time::sleep(Duration::from_secs(u64::from(tries))).await;
+                }
+            }
+        }
         if !job.commit.is_empty() {
             git(&["checkout", "--quiet", "--detach", &job.commit], target).await?;
         } else {
