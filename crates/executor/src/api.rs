@@ -46,6 +46,14 @@ pub struct Job {
     pub files: std::collections::BTreeMap<String, Value>,
     #[serde(default)]
     pub docker_steps: Vec<JobStep>,
+    /// Where the index job's indexer writes its index, relative to `root` (codeintel jobs).
+    #[serde(default)]
+    pub outfile: String,
+    /// The index job's directory in the repository.
+    #[serde(default)]
+    pub root: String,
+    #[serde(default)]
+    pub indexer: String,
     /// Secrets to replace in logs: value to replacement.
     #[serde(default)]
     pub redacted_values: std::collections::BTreeMap<String, String>,
@@ -280,6 +288,42 @@ impl Client {
         Ok(())
     }
 
+    /// Uploads a SCIP index for the job (gzipped, with the shared secret; the secret never
+    /// enters the sandbox). Answers the upload id.
+    pub async fn upload_index(&self, job: &Job, index: &[u8]) -> Result<String, ExecutorError> {
+        use std::io::Write;
+        let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gzip.write_all(index)
+            .map_err(|e| ExecutorError::Workspace(e.to_string()))?;
+        let body = gzip
+            .finish()
+            .map_err(|e| ExecutorError::Workspace(e.to_string()))?;
+        let query = url_query(&[
+            ("repository", job.repository_name.as_str()),
+            ("commit", job.commit.as_str()),
+            ("root", job.root.as_str()),
+            ("indexerName", job.indexer.as_str()),
+            ("associatedIndexId", &job.id.to_string()),
+        ]);
+        let response = self
+            .http
+            .post(format!("{}/.executors/scip/upload?{query}", self.base))
+            .header("Authorization", format!("token-executor {}", self.secret))
+            .header("X-Uncompressed-Size", index.len().to_string())
+            .timeout(Duration::from_secs(600))
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| ExecutorError::Api(format!("scip/upload: {e}")))?;
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        if status != StatusCode::OK {
+            return Err(Self::unexpected("scip/upload", status, &text));
+        }
+        let answer: Value = serde_json::from_str(&text).unwrap_or_default();
+        Ok(answer["id"].as_str().unwrap_or_default().to_string())
+    }
+
     /// `markComplete`, or `markErrored` / `markFailed` with a message.
     pub async fn mark(
         &self,
@@ -318,4 +362,24 @@ fn quarry_time_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+/// `k=v&...` with values percent-encoded.
+fn url_query(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(key, value)| {
+            let encoded: String = value
+                .bytes()
+                .map(|b| match b {
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                        char::from(b).to_string()
+                    }
+                    other => format!("%{other:02X}"),
+                })
+                .collect();
+            format!("{key}={encoded}")
+        })
+        .collect::<Vec<_>>()
+        .join("&")
 }

@@ -342,7 +342,60 @@ async fn run_steps(
         }
         verdict?;
     }
+    if !job.outfile.is_empty() {
+        upload(client, executor, job, workspace, redactor).await?;
+    }
     Ok(())
+}
+
+/// Uploads the index the job's indexer wrote, with a log entry saying how it went.
+async fn upload(
+    client: &Client,
+    executor: &str,
+    job: &Job,
+    workspace: &Path,
+    redactor: &Redactor,
+) -> Result<(), String> {
+    let relative = if job.root.is_empty() {
+        job.outfile.clone()
+    } else {
+        format!("{}/{}", job.root.trim_end_matches('/'), job.outfile)
+    };
+    let command = vec!["upload".to_string(), relative.clone()];
+    let entry = client
+        .add_log_entry(job, executor, "upload", &command)
+        .await
+        .map_err(|e| format!("cannot start the log of the upload: {e}"))?;
+    let started = Instant::now();
+    let outcome = match inside(workspace, &relative).map(std::fs::read) {
+        Ok(Ok(index)) => client
+            .upload_index(job, &index)
+            .await
+            .map(|id| format!("uploaded {} bytes as upload {id}\n", index.len()))
+            .map_err(|e| format!("the upload was refused: {e}")),
+        Ok(Err(e)) => Err(format!("the indexer wrote no {relative}: {e}")),
+        Err(e) => Err(e.to_string()),
+    };
+    let (exit_code, text) = match &outcome {
+        Ok(text) => (0, text.clone()),
+        Err(message) => (1, format!("quarry: {message}\n")),
+    };
+    let duration_ms = started.elapsed().as_millis() as u64;
+    if let Err(e) = client
+        .update_log_entry(
+            job,
+            executor,
+            entry,
+            "upload",
+            Some(exit_code),
+            Some(duration_ms),
+            &redactor.redact(&text),
+        )
+        .await
+    {
+        tracing::warn!(job = job.id, error = %e, "cannot upload the upload's log");
+    }
+    outcome.map(|_| ())
 }
 
 /// Uploads a running step's output every second until stopped.

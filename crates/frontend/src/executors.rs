@@ -75,6 +75,14 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/.executors/queue/dequeue", post(dequeue_multi))
         .route("/.executors/autoscaling", get(autoscaling))
+        .route(
+            "/.executors/scip/upload",
+            post(crate::uploads::upload)
+                .head(|| async { StatusCode::OK })
+                .layer(axum::extract::DefaultBodyLimit::max(
+                    crate::uploads::MAX_UPLOAD,
+                )),
+        )
         .route("/.executors/queue/{queue}/dequeue", post(dequeue_single))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_HEARTBEAT))
         .layer(middleware::from_fn_with_state(state.clone(), shared_secret));

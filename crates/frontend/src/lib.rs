@@ -27,6 +27,7 @@ mod operations;
 mod search_stream;
 mod sign_in;
 mod state;
+mod uploads;
 mod web;
 
 use std::net::SocketAddr;

@@ -8,7 +8,7 @@ use quarry_gitserver::GitService;
 use quarry_highlight::Highlighter;
 use quarry_repos::RepoUpdater;
 use quarry_search::Searcher;
-use quarry_store::Store;
+use quarry_store::{BlobStore, Store};
 use quarry_workqueue::WorkQueues;
 
 #[derive(Clone)]
@@ -23,4 +23,6 @@ pub struct AppState {
     pub highlighter: Arc<Highlighter>,
     /// The executors' job queues.
     pub queues: WorkQueues,
+    /// Large artifacts (SCIP uploads).
+    pub blobs: Arc<BlobStore>,
 }

@@ -145,6 +145,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         updater,
         accounts,
         highlighter: Arc::new(quarry_highlight::Highlighter::default()),
+        blobs: Arc::new(quarry_store::BlobStore::open(&data_dir.join("blobs"))?),
         queues: queues.clone(),
     };
     let sizes_task = tokio::spawn(quarry_frontend::report_queue_sizes(

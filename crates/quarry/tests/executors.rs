@@ -77,8 +77,30 @@ async fn settled(instance: &Instance, expected: usize, log: &std::path::Path) ->
     }
 }
 
+/// Whether scip-typescript (npm's `@sourcegraph/scip-typescript`) is installed; `.ci/run`
+/// installs it and CI (`QUARRY_REQUIRE_TOOLS`) must have it.
+fn scip_typescript_available() -> bool {
+    let present = Command::new("scip-typescript")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        present || std::env::var_os("QUARRY_REQUIRE_TOOLS").is_none(),
+        "scip-typescript is required (QUARRY_REQUIRE_TOOLS is set)"
+    );
+    if !present {
+        eprintln!(
+            "skipping: install scip-typescript with npm install -g @sourcegraph/scip-typescript"
+        );
+    }
+    present
+}
+
 #[tokio::test]
-async fn an_executor_runs_index_jobs_from_the_queue() {
+async fn an_executor_indexes_a_typescript_repository_and_uploads_the_index() {
+    if !scip_typescript_available() {
+        return;
+    }
     for database in Database::all().await {
         let name = database.name();
         let work = tempfile::tempdir().expect("temp dir");
@@ -87,7 +109,11 @@ async fn an_executor_runs_index_jobs_from_the_queue() {
         repo.commit(
             &[
                 ("package.json", "{\"name\": \"tsapp\"}\n"),
-                ("src/a.ts", "export const a = 1;\n"),
+                ("tsconfig.json", "{\"include\": [\"src\"]}\n"),
+                (
+                    "src/a.ts",
+                    "export function greet(name: string): string { return name; }\n",
+                ),
             ],
             "first",
         )
@@ -112,15 +138,13 @@ async fn an_executor_runs_index_jobs_from_the_queue() {
         let working = json!({ "index_jobs": [{
             "indexer": "host",
             "local_steps": ["test -f package.json"],
-            "indexer_args": ["sh", "-c", format!("cat package.json > index.scip && echo indexed && id -u && echo {SECRET}")],
+            "indexer_args": ["sh", "-c", format!("echo indexed && id -u && echo {SECRET} && scip-typescript index")],
         }]});
         let failing = json!({ "index_jobs": [{ "indexer": "host", "indexer_args": ["sh", "-c", "echo failing; exit 3"] }]});
-        for configuration in [&working, &failing] {
+        // Without a configuration, the job is inferred from package.json: scip-typescript.
+        for configuration in [Some(working.to_string()), Some(failing.to_string()), None] {
             let answer = instance
-                .data(
-                    queue,
-                    json!({ "repo": repo_id, "config": configuration.to_string() }),
-                )
+                .data(queue, json!({ "repo": repo_id, "config": configuration }))
                 .await;
             assert_eq!(
                 answer["queueAutoIndexJobsForRepo"][0]["state"],
@@ -138,7 +162,7 @@ async fn an_executor_runs_index_jobs_from_the_queue() {
         let message = refused["errors"][0]["message"].as_str().unwrap_or("");
         assert!(message.contains("index_jobs[0].indexer"), "{refused}");
 
-        // The autoscaling signal: two jobs queued, so the pool wants two executors.
+        // The autoscaling signal: three jobs queued, so the pool wants three executors.
         let started = Instant::now();
         loop {
             let answer: Value = reqwest::Client::new()
@@ -150,8 +174,8 @@ async fn an_executor_runs_index_jobs_from_the_queue() {
                 .json()
                 .await
                 .expect("JSON");
-            if answer["pools"][0]["desiredReplicas"] == json!(2) {
-                assert_eq!(answer["pools"][0]["size"], json!(2));
+            if answer["pools"][0]["desiredReplicas"] == json!(3) {
+                assert_eq!(answer["pools"][0]["size"], json!(3));
                 break;
             }
             assert!(
@@ -167,11 +191,11 @@ async fn an_executor_runs_index_jobs_from_the_queue() {
             .await
             .expect("metrics");
         assert!(
-            metrics.contains("src_executors_queue_size{queue=\"codeintel\"} 2"),
+            metrics.contains("src_executors_queue_size{queue=\"codeintel\"} 3"),
             "{name}"
         );
         assert!(
-            metrics.contains("src_executor_total{queue=\"codeintel\"} 2"),
+            metrics.contains("src_executor_total{queue=\"codeintel\"} 3"),
             "{name}"
         );
 
@@ -179,11 +203,51 @@ async fn an_executor_runs_index_jobs_from_the_queue() {
         let log = work.path().join("executor.log");
         let metrics_address = format!("127.0.0.1:{}", common::free_port());
         let mut executor = start_executor(&instance, &workspaces, &log, &metrics_address);
-        let nodes = settled(&instance, 2, &log).await;
-        let done = nodes
+        let nodes = settled(&instance, 3, &log).await;
+        let uploaded: Vec<&Value> = nodes
             .iter()
-            .find(|n| n["state"] == "INDEXING_COMPLETED")
+            .filter(|n| n["state"] == "QUEUED_FOR_PROCESSING")
+            .collect();
+        assert_eq!(uploaded.len(), 2, "{name}: two indexes uploaded: {nodes:?}");
+        let done = uploaded
+            .iter()
+            .find(|n| n["inputIndexer"] == "host")
             .unwrap_or_else(|| panic!("{nodes:?}"));
+        assert!(
+            uploaded
+                .iter()
+                .any(|n| n["inputIndexer"] == "sourcegraph/scip-typescript:autoindex"),
+            "{name}: the inferred job: {nodes:?}"
+        );
+        // The upload is a SCIP index from scip-typescript, stored in blob storage.
+        let upload_log = done["steps"]
+            .as_array()
+            .and_then(|s| s.iter().find(|s| s["key"] == "upload"))
+            .and_then(|s| s["out"].as_str())
+            .unwrap_or_default()
+            .to_string();
+        let upload_id = upload_log
+            .trim()
+            .rsplit(' ')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        let blob = instance
+            .data_dir
+            .join("blobs")
+            .join(format!("upload-{upload_id}.scip.gz"));
+        let mut index = Vec::new();
+        std::io::Read::read_to_end(
+            &mut flate2::read::GzDecoder::new(
+                std::fs::File::open(&blob).expect("the stored upload"),
+            ),
+            &mut index,
+        )
+        .expect("gzipped");
+        assert!(
+            String::from_utf8_lossy(&index).contains("scip-typescript"),
+            "{name}: {upload_log}"
+        );
         let indexer = done["steps"]
             .as_array()
             .and_then(|s| s.iter().find(|s| s["key"] == "indexer"))
@@ -231,7 +295,7 @@ async fn an_executor_runs_index_jobs_from_the_queue() {
             .await
             .expect("text");
         for expected in [
-            "src_executor_processor_total{op=\"handle\",queue=\"codeintel\"} 2",
+            "src_executor_processor_total{op=\"handle\",queue=\"codeintel\"} 3",
             "src_executor_processor_errors_total{op=\"handle\",queue=\"codeintel\"} 1",
             "src_apiworker_apiclient_queue_total{op=\"dequeue\"}",
             "src_executor_processor_handlers{queue=\"codeintel\"} 0",

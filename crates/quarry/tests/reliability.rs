@@ -84,7 +84,8 @@ async fn every_job_completes_once_through_executor_crashes_and_a_restart() {
         let repo = repos[0]["id"].as_str().expect("id").to_string();
         let job = json!({ "index_jobs": [{
             "indexer": "host",
-            "indexer_args": ["sh", "-c", "sleep 0.2; echo done-$((1 + 1))"],
+            // A tiny SCIP index (metadata naming the tool `t`), uploaded after the step.
+            "indexer_args": ["sh", "-c", "sleep 0.2; echo done-$((1 + 1)); printf '\\012\\005\\022\\003\\012\\001t' > index.scip"],
         }]})
         .to_string();
         let queue = "mutation($repo: ID!, $config: String) { queueAutoIndexJobsForRepo(repository: $repo, configuration: $config) { id } }";
@@ -106,7 +107,7 @@ async fn every_job_completes_once_through_executor_crashes_and_a_restart() {
             let nodes = indexes(&instance).await;
             let completed = nodes
                 .iter()
-                .filter(|n| n["state"] == "INDEXING_COMPLETED")
+                .filter(|n| n["state"] == "QUEUED_FOR_PROCESSING")
                 .count();
             let errored: Vec<&Value> = nodes
                 .iter()
@@ -143,12 +144,12 @@ async fn every_job_completes_once_through_executor_crashes_and_a_restart() {
         let nodes = indexes(&instance).await;
         assert_eq!(nodes.len(), JOBS, "{name}: no job lost and none added");
         for node in &nodes {
-            assert_eq!(node["state"], "INDEXING_COMPLETED", "{name}: {node}");
+            assert_eq!(node["state"], "QUEUED_FOR_PROCESSING", "{name}: {node}");
             let steps = node["steps"].as_array().cloned().unwrap_or_default();
             assert_eq!(
                 steps.len(),
-                1,
-                "{name}: the final attempt's log only: {node}"
+                2,
+                "{name}: the final attempt's log only (indexer, upload): {node}"
             );
             assert_eq!(steps[0]["exitCode"], json!(0), "{name}: {node}");
             assert!(

@@ -15,6 +15,9 @@ pub enum StoreError {
     Corrupt(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// Blob storage failed.
+    #[error("blob storage: {0}")]
+    Backend(String),
 }
 
 impl StoreError {

@@ -11,6 +11,7 @@
 
 mod accounts;
 mod audit;
+mod blobs;
 mod error;
 mod executors;
 mod external_services;
@@ -20,6 +21,7 @@ mod permissions;
 mod repos;
 mod site_config;
 pub mod testing;
+mod uploads;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -30,6 +32,7 @@ use sqlx::{AnyPool, ConnectOptions};
 
 pub use accounts::{AccessToken, LinkPurpose, NewUser, Session, User};
 pub use audit::{AuditEntry, NewAuditEntry};
+pub use blobs::BlobStore;
 pub use error::StoreError;
 pub use executors::{Executor, ExecutorHeartbeat};
 pub use external_services::{ExternalService, ExternalServiceKind};
@@ -39,6 +42,7 @@ pub use repos::{
     CloneStatus, FetchFailure, FetchSuccess, Repo, RepoFilter, RepoUpsert, RepoUpsertOutcome,
 };
 pub use site_config::SiteConfigVersion;
+pub use uploads::{NewUpload, Upload};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 

@@ -9,12 +9,14 @@ const SQLITE: &[(i64, &str)] = &[
     (2, include_str!("../migrations/sqlite/0002_accounts.sql")),
     (3, include_str!("../migrations/sqlite/0003_executors.sql")),
     (4, include_str!("../migrations/sqlite/0004_jobs.sql")),
+    (5, include_str!("../migrations/sqlite/0005_uploads.sql")),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_spine.sql")),
     (2, include_str!("../migrations/postgres/0002_accounts.sql")),
     (3, include_str!("../migrations/postgres/0003_executors.sql")),
     (4, include_str!("../migrations/postgres/0004_jobs.sql")),
+    (5, include_str!("../migrations/postgres/0005_uploads.sql")),
 ];
 
 /// An arbitrary constant that serialises migrations of several processes starting at once.

@@ -157,17 +157,30 @@ pub enum PreciseIndexState {
     Indexing,
     IndexingErrored,
     IndexingCompleted,
+    /// The index was uploaded and waits for processing.
+    QueuedForProcessing,
 }
 
-fn state_of(job: &JobRecord) -> PreciseIndexState {
-    match job.state {
+/// An index job's state, as Sourcegraph names it: its upload's once one is stored.
+async fn state_of(state: &AppState, job: &JobRecord) -> async_graphql::Result<PreciseIndexState> {
+    Ok(match job.state {
         JobState::Queued => PreciseIndexState::QueuedForIndexing,
         JobState::Processing => PreciseIndexState::Indexing,
-        JobState::Completed => PreciseIndexState::IndexingCompleted,
+        JobState::Completed => {
+            let upload = state
+                .store
+                .upload_of_index(job.id)
+                .await
+                .map_err(store_error)?;
+            match upload {
+                Some(upload) if upload.state == "queued" => PreciseIndexState::QueuedForProcessing,
+                _ => PreciseIndexState::IndexingCompleted,
+            }
+        }
         JobState::Errored | JobState::Failed | JobState::Canceled => {
             PreciseIndexState::IndexingErrored
         }
-    }
+    })
 }
 
 #[derive(SimpleObject)]
@@ -180,9 +193,14 @@ pub struct ExecutionLogEntry {
     duration_milliseconds: Option<i64>,
 }
 
-pub struct PreciseIndex(JobRecord);
+pub struct PreciseIndex(JobRecord, PreciseIndexState);
 
 impl PreciseIndex {
+    async fn of(state: &AppState, job: JobRecord) -> async_graphql::Result<PreciseIndex> {
+        let current = state_of(state, &job).await?;
+        Ok(PreciseIndex(job, current))
+    }
+
     fn payload(&self) -> Value {
         serde_json::from_str(&self.0.payload).unwrap_or_default()
     }
@@ -200,7 +218,7 @@ impl PreciseIndex {
     }
 
     async fn state(&self) -> PreciseIndexState {
-        state_of(&self.0)
+        self.1
     }
 
     async fn failure(&self) -> Option<&str> {
@@ -281,12 +299,16 @@ impl CodeIntelQuery {
             .list_jobs(QUEUE, 10_000)
             .await
             .map_err(store_error)?;
-        let nodes: Vec<PreciseIndex> = jobs
-            .into_iter()
-            .filter(|j| repo_id.is_none_or(|id| j.repository_id == Some(id)))
-            .filter(|j| states.as_ref().is_none_or(|s| s.contains(&state_of(j))))
-            .map(PreciseIndex)
-            .collect();
+        let mut nodes = Vec::new();
+        for job in jobs {
+            if repo_id.is_some_and(|id| job.repository_id != Some(id)) {
+                continue;
+            }
+            let index = PreciseIndex::of(state, job).await?;
+            if states.as_ref().is_none_or(|s| s.contains(&index.1)) {
+                nodes.push(index);
+            }
+        }
         let total_count = nodes.len() as i64;
         Ok(PreciseIndexConnection {
             nodes: nodes.into_iter().take(limit as usize).collect(),
@@ -349,7 +371,7 @@ impl CodeIntelMutation {
                 .enqueue(QUEUE, &payload(job, &commit).to_string(), Some(repo.id))
                 .await
                 .map_err(|e| async_graphql::Error::new(e.to_string()))?;
-            queued.push(PreciseIndex(record));
+            queued.push(PreciseIndex::of(state, record).await?);
         }
         Ok(queued)
     }

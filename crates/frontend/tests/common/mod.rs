@@ -23,5 +23,6 @@ pub async fn state(store: Store, dir: &std::path::Path) -> AppState {
         site,
         updater,
         highlighter: Arc::new(quarry_highlight::Highlighter::default()),
+        blobs: Arc::new(quarry_store::BlobStore::open(&dir.join("blobs")).unwrap()),
     }
 }
