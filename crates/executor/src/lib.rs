@@ -17,6 +17,7 @@ mod clone;
 mod job;
 mod metrics;
 pub mod sandbox;
+mod seccomp;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

@@ -1,7 +1,8 @@
 //! Running one step: in a bubblewrap sandbox (the default) or, when asked for, on the host shell.
 //!
 //! The sandbox gives each step fresh mount, pid, ipc, uts, network and user namespaces; the
-//! step runs as `nobody` (65534) with no capabilities and `no_new_privs`; the host's `/usr` and
+//! step runs as `nobody` (65534) with no capabilities, `no_new_privs` and a seccomp filter
+//! (`seccomp.rs`); the host's `/usr` and
 //! `/etc` are read-only (the rest of the host is absent), the workspace is the only writable tree
 //! (plus a private `/tmp`), the environment is only what the step names, and the network exists
 //! only when the queue allows it. Limits on memory, processes and CPU come from a cgroup made
@@ -178,9 +179,36 @@ impl StepCgroup {
     }
 }
 
+/// The seccomp filter in an inheritable in-memory file, for bubblewrap's `--seccomp FD`.
+fn seccomp_file() -> Result<Option<std::fs::File>, ExecutorError> {
+    use std::io::{Seek, Write};
+    use std::os::fd::FromRawFd;
+    let Some(program) = crate::seccomp::filter() else {
+        return Ok(None);
+    };
+    // SAFETY: memfd_create with a valid name; the descriptor is owned by the File made from it.
+    let fd = unsafe { libc::memfd_create(c"quarry-seccomp".as_ptr(), 0) };
+    if fd < 0 {
+        return Err(ExecutorError::Sandbox(format!(
+            "cannot create the seccomp filter: {}",
+            std::io::Error::last_os_error()
+        )));
+    }
+    // SAFETY: fd is a new, open descriptor that nothing else owns.
+    let mut file = unsafe { std::fs::File::from_raw_fd(fd) };
+    file.write_all(&program)
+        .and_then(|()| file.rewind())
+        .map_err(|e| ExecutorError::Sandbox(format!("cannot write the seccomp filter: {e}")))?;
+    Ok(Some(file))
+}
+
 /// The bubblewrap command line for a step.
-fn sandbox_command(step: &Step<'_>, limits: &Limits) -> Command {
+fn sandbox_command(step: &Step<'_>, limits: &Limits, seccomp: Option<&std::fs::File>) -> Command {
     let mut command = Command::new("bwrap");
+    if let Some(file) = seccomp {
+        use std::os::fd::AsRawFd;
+        command.arg("--seccomp").arg(file.as_raw_fd().to_string());
+    }
     command.args(["--ro-bind", "/usr", "/usr", "--ro-bind", "/etc", "/etc"]);
     for link in ["bin", "sbin", "lib", "lib64", "lib32", "libx32"] {
         let host = Path::new("/").join(link);
@@ -259,8 +287,12 @@ pub async fn run_step(
         Runtime::Sandbox => Some(StepCgroup::create(name, limits)?),
         Runtime::Shell => None,
     };
+    let seccomp = match runtime {
+        Runtime::Sandbox => seccomp_file()?,
+        Runtime::Shell => None,
+    };
     let mut command = match runtime {
-        Runtime::Sandbox => sandbox_command(step, limits),
+        Runtime::Sandbox => sandbox_command(step, limits, seccomp.as_ref()),
         Runtime::Shell => shell_command(step),
     };
     command
@@ -293,6 +325,8 @@ pub async fn run_step(
     let mut child = command
         .spawn()
         .map_err(|e| ExecutorError::Sandbox(format!("cannot start the step: {e}")))?;
+    // bubblewrap has its copy of the filter.
+    drop(seccomp);
     let mut stdout = child.stdout.take();
     let mut stderr = child.stderr.take();
     let (mut out_buf, mut err_buf) = ([0u8; 8192], [0u8; 8192]);

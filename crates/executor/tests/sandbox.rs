@@ -206,6 +206,29 @@ async fn fork_bombs_memory_hogs_and_slow_steps_are_stopped_with_everything_they_
 }
 
 #[tokio::test]
+async fn dangerous_system_calls_are_refused() {
+    if !available() {
+        return;
+    }
+    let dir = workspace();
+    let script = "unshare -U true 2>&1; echo unshare=$?; \
+                  mkdir -p m; mount -t tmpfs none m 2>&1; echo mount=$?; \
+                  date -s 2000-01-01 >/dev/null 2>&1; echo clock=$?; echo still-running";
+    let (end, out) = sandboxed(dir.path(), script, LIMITS, Duration::from_secs(30)).await;
+    assert_eq!(end, StepEnd::Exited(0), "{out}");
+    for refused in ["unshare=1", "mount=32", "clock=1"] {
+        let (call, _) = refused.split_once('=').expect("pair");
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(&format!("{call}=")))
+            .unwrap_or("");
+        assert_ne!(line, format!("{call}=0"), "{call} succeeded:\n{out}");
+    }
+    assert!(out.contains("Operation not permitted"), "{out}");
+    assert!(out.contains("still-running"));
+}
+
+#[tokio::test]
 async fn a_canceled_step_stops_at_once() {
     if !available() {
         return;
