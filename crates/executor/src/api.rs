@@ -101,32 +101,18 @@ impl Client {
         &self.base
     }
 
-    /// Posts to the API. A request that cannot reach the instance (it may be restarting) is
-    /// tried again for up to [`UNREACHABLE_GRACE`]; an answer, whatever its status, is returned.
-    async fn post(
+    /// Sends a request built by `build`. One that cannot reach the instance (it may be
+    /// restarting) is sent again for up to [`UNREACHABLE_GRACE`]; an answer, whatever its
+    /// status, is returned.
+    async fn send(
         &self,
-        path: &str,
-        body: &Value,
-        job: Option<(&Job, &str)>,
-        timeout: Duration,
+        op: &str,
+        build: impl Fn() -> reqwest::RequestBuilder,
     ) -> Result<(StatusCode, String), ExecutorError> {
-        let op = path.rsplit('/').next().unwrap_or(path);
         let first_try = std::time::Instant::now();
         loop {
-            let mut request = self
-                .http
-                .post(format!("{}/.executors/{path}", self.base))
-                .timeout(timeout)
-                .json(body);
-            request = match job {
-                Some((job, executor)) => request
-                    .bearer_auth(&job.token)
-                    .header("X-Sourcegraph-Job-ID", job.id.to_string())
-                    .header("X-Sourcegraph-Executor-Name", executor),
-                None => request.header("Authorization", format!("token-executor {}", self.secret)),
-            };
             let started = std::time::Instant::now();
-            match request.send().await {
+            match build().send().await {
                 Ok(response) => {
                     let status = response.status();
                     let text = response.text().await.unwrap_or_default();
@@ -135,13 +121,38 @@ impl Client {
                 }
                 Err(e) => {
                     crate::metrics::api_call(op, started, false);
-                    if !e.is_connect() || first_try.elapsed() >= UNREACHABLE_GRACE {
-                        return Err(ExecutorError::Api(format!("{path}: {e}")));
+                    if first_try.elapsed() >= UNREACHABLE_GRACE {
+                        return Err(ExecutorError::Api(format!("{op}: {e}")));
                     }
                     tokio::time::sleep(RETRY_PAUSE).await;
                 }
             }
         }
+    }
+
+    async fn post(
+        &self,
+        path: &str,
+        body: &Value,
+        job: Option<(&Job, &str)>,
+        timeout: Duration,
+    ) -> Result<(StatusCode, String), ExecutorError> {
+        let op = path.rsplit('/').next().unwrap_or(path);
+        self.send(op, || {
+            let request = self
+                .http
+                .post(format!("{}/.executors/{path}", self.base))
+                .timeout(timeout)
+                .json(body);
+            match job {
+                Some((job, executor)) => request
+                    .bearer_auth(&job.token)
+                    .header("X-Sourcegraph-Job-ID", job.id.to_string())
+                    .header("X-Sourcegraph-Executor-Name", executor),
+                None => request.header("Authorization", format!("token-executor {}", self.secret)),
+            }
+        })
+        .await
     }
 
     fn unexpected(path: &str, status: StatusCode, body: &str) -> ExecutorError {
@@ -305,18 +316,16 @@ impl Client {
             ("indexerName", job.indexer.as_str()),
             ("associatedIndexId", &job.id.to_string()),
         ]);
-        let response = self
-            .http
-            .post(format!("{}/.executors/scip/upload?{query}", self.base))
-            .header("Authorization", format!("token-executor {}", self.secret))
-            .header("X-Uncompressed-Size", index.len().to_string())
-            .timeout(Duration::from_secs(600))
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| ExecutorError::Api(format!("scip/upload: {e}")))?;
-        let status = response.status();
-        let text = response.text().await.unwrap_or_default();
+        let (status, text) = self
+            .send("upload", || {
+                self.http
+                    .post(format!("{}/.executors/scip/upload?{query}", self.base))
+                    .header("Authorization", format!("token-executor {}", self.secret))
+                    .header("X-Uncompressed-Size", index.len().to_string())
+                    .timeout(Duration::from_secs(600))
+                    .body(body.clone())
+            })
+            .await?;
         if status != StatusCode::OK {
             return Err(Self::unexpected("scip/upload", status, &text));
         }
