@@ -19,6 +19,7 @@ const LOG_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 const MAX_STEP_OUTPUT: usize = 4 * 1024 * 1024;
 
 /// Replaces secrets in text before it leaves the executor.
+#[derive(Clone)]
 pub struct Redactor {
     replacements: Vec<(String, String)>,
 }
@@ -266,9 +267,7 @@ async fn run_steps(
             entry,
             key.clone(),
             output.clone(),
-            Redactor {
-                replacements: redactor.replacements.clone(),
-            },
+            redactor.clone(),
             flushing.clone(),
         ));
         let step_started = Instant::now();

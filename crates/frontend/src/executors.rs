@@ -518,11 +518,9 @@ impl FromRequestParts<AppState> for JobCall {
             .map(str::to_string);
         let known = state
             .store
-            .list_executors(Some(&executor), None, 50)
+            .executor_known(&executor)
             .await
-            .map_err(|e| server_error(&e.to_string()))?
-            .iter()
-            .any(|e| e.heartbeat.hostname == executor);
+            .map_err(|e| server_error(&e.to_string()))?;
         if !known {
             return Err(plain(
                 StatusCode::UNAUTHORIZED,

@@ -82,6 +82,15 @@ impl Store {
         Ok(())
     }
 
+    /// Whether an executor of this name has sent a heartbeat.
+    pub async fn executor_known(&self, hostname: &str) -> Result<bool> {
+        let row = sqlx::query("SELECT 1 AS known FROM executor_heartbeats WHERE hostname = $1")
+            .bind(hostname)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
+    }
+
     /// Executors, most recently seen first, optionally only those whose hostname contains
     /// `query`, and only those seen since `seen_since` when given.
     pub async fn list_executors(
@@ -135,6 +144,8 @@ mod tests {
             let first = store.list_executors(None, None, 10).await.expect("list");
             assert_eq!(first.len(), 1);
             assert_eq!(first[0].heartbeat, beat);
+            assert!(store.executor_known("host-1_a").await.expect("known"));
+            assert!(!store.executor_known("host-1").await.expect("known"));
             beat.executor_version = "0.2.0".into();
             store.record_executor_heartbeat(&beat).await.expect("again");
             let second = store.list_executors(None, None, 10).await.expect("list");

@@ -18,6 +18,7 @@ use crate::AppState;
 use crate::executors::ACTIVE_WITHIN_SECS;
 use crate::graphql::rfc3339;
 use crate::operations::{self, OperationError};
+use crate::sign_in::read_json;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 
@@ -329,11 +330,9 @@ pub async fn admin_external_service_save(
     Path(id): Path<String>,
     request: Request,
 ) -> Response {
-    let fields: ServiceFields = match read_form(request).await {
+    let fields: ServiceFields = match read_json(request).await {
         Ok(fields) => fields,
-        Err(message) => {
-            return operation_failure(&actor, &OperationError::BadInput(message));
-        }
+        Err(response) => return response,
     };
     let (existing, outcome) = if id == "new" {
         let outcome = match fields.kind.as_deref().and_then(ExternalServiceKind::parse) {
@@ -388,21 +387,6 @@ pub async fn admin_external_service_delete(
         Ok(()) => Redirect::to("/site-admin/external-services").into_response(),
         Err(e) => operation_failure(&actor, &e),
     }
-}
-
-/// Reads an HTML form body (bounded by the router's body limit).
-async fn read_form<T: serde::de::DeserializeOwned>(request: Request) -> Result<T, String> {
-    let bytes = axum::body::to_bytes(request.into_body(), crate::access::MAX_FORM)
-        .await
-        .map_err(|_| "the form is too large".to_string())?;
-    serde_urlencoded_form(&bytes)
-}
-
-fn serde_urlencoded_form<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
-    let pairs: serde_json::Map<String, serde_json::Value> = url::form_urlencoded::parse(bytes)
-        .map(|(k, v)| (k.into_owned(), serde_json::Value::String(v.into_owned())))
-        .collect();
-    serde_json::from_value(serde_json::Value::Object(pairs)).map_err(|e| format!("bad form: {e}"))
 }
 
 #[derive(Deserialize)]
@@ -502,9 +486,9 @@ pub async fn admin_configuration_save(
     State(state): State<AppState>,
     request: Request,
 ) -> Response {
-    let fields: ConfigFields = match read_form(request).await {
+    let fields: ConfigFields = match read_json(request).await {
         Ok(fields) => fields,
-        Err(message) => return operation_failure(&actor, &OperationError::BadInput(message)),
+        Err(response) => return response,
     };
     let Ok(last_id) = fields.last_id.parse::<i64>() else {
         return operation_failure(
