@@ -126,7 +126,8 @@ class Instance:
 def start_executors(binary, url, count, runtime, work):
     env = dict(os.environ, EXECUTOR_FRONTEND_URL=url, EXECUTOR_FRONTEND_PASSWORD=SECRET,
                EXECUTOR_QUEUE_NAME="codeintel", EXECUTOR_MAXIMUM_NUM_JOBS="4", EXECUTOR_SANDBOX=runtime,
-               EXECUTOR_WORKSPACE_ROOT=os.path.join(work, "workspaces"), SRC_PROF_HTTP="")
+               EXECUTOR_SANDBOX_ROOTFS="host", EXECUTOR_WORKSPACE_ROOT=os.path.join(work, "workspaces"),
+               SRC_PROF_HTTP="")
     return [subprocess.Popen([binary, "executor", "run"], env=env, stdout=subprocess.DEVNULL,
                              stderr=open(os.path.join(work, f"executor-{i}.log"), "w")) for i in range(count)]
 

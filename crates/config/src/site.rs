@@ -62,6 +62,7 @@ const SCHEMA: &[(&str, Kind)] = &[
     ("executors.accessToken", Kind::String { min_len: 20 }),
     ("executors.frontendURL", Kind::AbsoluteUrl),
     ("executors.pools", Kind::ExecutorPools),
+    ("executors.jobNetwork", Kind::StringArray),
     (
         "repoListUpdateInterval",
         Kind::Integer {
@@ -321,6 +322,15 @@ impl SiteConfig {
                 })
             })
             .collect()
+    }
+
+    /// Whether the steps of a queue's jobs may use the network (`executors.jobNetwork` lists
+    /// such queues; steps have none otherwise).
+    pub fn executor_queue_has_network(&self, queue: &str) -> bool {
+        self.values
+            .get("executors.jobNetwork")
+            .and_then(Value::as_array)
+            .is_some_and(|queues| queues.iter().any(|q| q.as_str() == Some(queue)))
     }
 
     /// The shortest password accepted (Sourcegraph's default: 12 characters).

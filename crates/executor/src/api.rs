@@ -46,6 +46,9 @@ pub struct Job {
     pub files: std::collections::BTreeMap<String, Value>,
     #[serde(default)]
     pub docker_steps: Vec<JobStep>,
+    /// Whether the queue lets this job's steps use the network (`executors.jobNetwork`).
+    #[serde(default)]
+    pub network: bool,
     /// Where the index job's indexer writes its index, relative to `root` (codeintel jobs).
     #[serde(default)]
     pub outfile: String,

@@ -9,8 +9,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::{Client, Job};
 use crate::clone;
-use crate::sandbox::{self, Limits, Step, StepEnd};
-use crate::{Config, ExecutorError};
+use crate::sandbox::{self, Limits, Root, Step, StepEnd};
+use crate::{Config, ExecutorError, NetworkPolicy};
+use quarry_images::ImageStore;
 
 /// How far behind the step the instance's copy of a log may be.
 const LOG_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
@@ -157,6 +158,7 @@ pub async fn run_job(
     client: &Client,
     executor: &str,
     config: &Config,
+    images: Option<&ImageStore>,
     job: Job,
     cancel: CancellationToken,
 ) {
@@ -175,7 +177,7 @@ pub async fn run_job(
         }
     };
     let outcome = run_steps(
-        client, executor, config, &job, &workspace, &redactor, &cancel,
+        client, executor, config, images, &job, &workspace, &redactor, &cancel,
     )
     .await;
     let canceled = cancel.is_cancelled();
@@ -215,10 +217,12 @@ async fn report(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run_steps(
     client: &Client,
     executor: &str,
     config: &Config,
+    images: Option<&ImageStore>,
     job: &Job,
     workspace: &Path,
     redactor: &Redactor,
@@ -241,7 +245,11 @@ async fn run_steps(
         memory_bytes: config.job_memory_bytes,
         max_processes: config.job_max_processes,
         cpus: config.job_cpus,
-        network: config.job_network,
+        network: match config.job_network {
+            NetworkPolicy::Queue => job.network,
+            NetworkPolicy::Always => true,
+            NetworkPolicy::Never => false,
+        },
     };
     for (index, step) in job.docker_steps.iter().enumerate() {
         let key = if step.key.is_empty() {
@@ -271,6 +279,23 @@ async fn run_steps(
             flushing.clone(),
         ));
         let step_started = Instant::now();
+        // The step's image (when steps run on images), noted at the top of its log.
+        let image = match images {
+            Some(images) => match images.get(&step.image).await {
+                Ok((image, provenance)) => {
+                    if let Ok(mut buffer) = output.lock() {
+                        let note =
+                            quarry_images::describe(&step.image, &image, provenance, step_started);
+                        buffer.extend_from_slice(note.as_bytes());
+                    }
+                    Ok(Some(image))
+                }
+                Err(e) => Err(ExecutorError::Sandbox(format!(
+                    "step {key}: cannot get its image: {e}"
+                ))),
+            },
+            None => Ok(None),
+        };
         let sink = output.clone();
         let mut collect = move |bytes: &[u8]| {
             if let Ok(mut buffer) = sink.lock()
@@ -281,21 +306,28 @@ async fn run_steps(
             }
         };
         let cgroup_name = format!("job-{}-{index}-{}", job.id, std::process::id());
-        let ended = sandbox::run_step(
-            config.runtime,
-            &cgroup_name,
-            &Step {
-                script: &script,
-                workspace,
-                dir: &step.dir,
-                env: &env,
-                deadline,
-            },
-            &limits,
-            cancel,
-            &mut collect,
-        )
-        .await;
+        let ended = match &image {
+            Ok(image) => {
+                let root = image.as_ref().map_or(Root::Host, Root::Image);
+                sandbox::run_step(
+                    config.runtime,
+                    &cgroup_name,
+                    &Step {
+                        script: &script,
+                        workspace,
+                        dir: &step.dir,
+                        env: &env,
+                        root,
+                        deadline,
+                    },
+                    &limits,
+                    cancel,
+                    &mut collect,
+                )
+                .await
+            }
+            Err(e) => Err(ExecutorError::Sandbox(e.to_string())),
+        };
         flushing.cancel();
         let _ = flusher.await;
         let (exit_code, verdict) = match &ended {

@@ -41,6 +41,24 @@ pub enum ExecutorError {
     Workspace(String),
 }
 
+/// Whether steps may use the network (`EXECUTOR_JOB_NETWORK`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetworkPolicy {
+    /// As the job's queue says (the instance's `executors.jobNetwork`).
+    Queue,
+    Always,
+    Never,
+}
+
+/// A sandboxed step's root file system.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RootFs {
+    /// The step's OCI image, unpacked once per digest.
+    Image,
+    /// The host's system directories, read-only, for hosts that carry the tools themselves.
+    Host,
+}
+
 /// How long a dequeue waits on the instance for a job before asking again.
 const DEQUEUE_WAIT: Duration = Duration::from_secs(10);
 
@@ -61,9 +79,14 @@ pub struct Config {
     pub job_cpus: f64,
     pub job_memory_bytes: u64,
     pub job_max_processes: u64,
-    pub job_network: bool,
+    pub job_network: NetworkPolicy,
     pub keep_workspaces: bool,
     pub runtime: Runtime,
+    /// What a sandboxed step's root file system is (`EXECUTOR_SANDBOX_ROOTFS`).
+    pub rootfs: RootFs,
+    /// Where images come from and are kept (`EXECUTOR_IMAGE_CACHE_DIR`,
+    /// `EXECUTOR_DOCKER_REGISTRY_MIRROR_URL`, `EXECUTOR_DOCKER_AUTH_CONFIG`).
+    pub images: quarry_images::Options,
     pub workspace_root: PathBuf,
     /// Where `/metrics` is served (`SRC_PROF_HTTP`; empty: not served).
     pub metrics_address: String,
@@ -158,11 +181,51 @@ impl Config {
                 )));
             }
         };
-        match get("EXECUTOR_SANDBOX_ROOTFS").unwrap_or("host") {
-            "host" => {}
+        let rootfs = match get("EXECUTOR_SANDBOX_ROOTFS").unwrap_or("image") {
+            "image" => RootFs::Image,
+            "host" => RootFs::Host,
             other => {
                 return Err(ExecutorError::Config(format!(
-                    "EXECUTOR_SANDBOX_ROOTFS: {other:?}: only `host` (the host's read-only system directories) is supported yet"
+                    "EXECUTOR_SANDBOX_ROOTFS: {other:?} is not image (each step's OCI image) or host (the host's read-only system directories)"
+                )));
+            }
+        };
+        let job_network = match get("EXECUTOR_JOB_NETWORK")
+            .unwrap_or("queue")
+            .trim()
+            .to_ascii_lowercase()
+            .as_str()
+        {
+            "queue" => NetworkPolicy::Queue,
+            "1" | "true" | "yes" | "always" => NetworkPolicy::Always,
+            "0" | "false" | "no" | "never" => NetworkPolicy::Never,
+            other => {
+                return Err(ExecutorError::Config(format!(
+                    "EXECUTOR_JOB_NETWORK: {other:?} is not queue (as the job's queue says), true or false"
+                )));
+            }
+        };
+        let workspace_root = get("EXECUTOR_WORKSPACE_ROOT")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| std::env::temp_dir().join("quarry-executor"));
+        let images = quarry_images::Options {
+            cache_dir: get("EXECUTOR_IMAGE_CACHE_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| std::env::temp_dir().join("quarry-executor-images")),
+            mirrors: get("EXECUTOR_DOCKER_REGISTRY_MIRROR_URL")
+                .map(|urls| {
+                    urls.split(',')
+                        .map(|u| u.trim().to_string())
+                        .filter(|u| !u.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
+            auth_config: get("EXECUTOR_DOCKER_AUTH_CONFIG").map(str::to_string),
+        };
+        for mirror in &images.mirrors {
+            if !mirror.starts_with("http://") && !mirror.starts_with("https://") {
+                return Err(ExecutorError::Config(format!(
+                    "EXECUTOR_DOCKER_REGISTRY_MIRROR_URL: {mirror:?} is not an http(s) URL"
                 )));
             }
         }
@@ -202,15 +265,14 @@ impl Config {
                 "EXECUTOR_JOB_MAX_PROCESSES",
                 get("EXECUTOR_JOB_MAX_PROCESSES").unwrap_or("256"),
             )?,
-            job_network: flag(
-                "EXECUTOR_JOB_NETWORK",
-                get("EXECUTOR_JOB_NETWORK").unwrap_or("false"),
-            )?,
+            job_network,
             keep_workspaces: flag(
                 "EXECUTOR_KEEP_WORKSPACES",
                 get("EXECUTOR_KEEP_WORKSPACES").unwrap_or("false"),
             )?,
             runtime,
+            rootfs,
+            images,
             heartbeat_interval: duration(
                 "EXECUTOR_HEARTBEAT_INTERVAL",
                 get("EXECUTOR_HEARTBEAT_INTERVAL").unwrap_or("5s"),
@@ -219,9 +281,7 @@ impl Config {
                 .get("SRC_PROF_HTTP")
                 .cloned()
                 .unwrap_or_else(|| "127.0.0.1:6060".into()),
-            workspace_root: get("EXECUTOR_WORKSPACE_ROOT")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| std::env::temp_dir().join("quarry-executor")),
+            workspace_root,
         })
     }
 }
@@ -332,6 +392,14 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Exec
             config.workspace_root.display()
         ))
     })?;
+    // Images are what sandboxed steps run on unless the host's own directories were asked for.
+    let images = match (config.runtime, config.rootfs) {
+        (Runtime::Sandbox, RootFs::Image) => Some(Arc::new(
+            quarry_images::ImageStore::new(config.images.clone())
+                .map_err(|e| ExecutorError::Config(e.to_string()))?,
+        )),
+        _ => None,
+    };
     let name = executor_name();
     let client = api::Client::new(&config.frontend_url, &config.frontend_password)?;
     let telemetry = telemetry();
@@ -354,7 +422,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Exec
     if !config.metrics_address.is_empty() {
         tokio::spawn(metrics::serve(config.metrics_address.clone()));
     }
-    tracing::info!(executor = %name, queues = ?config.queues, runtime = ?config.runtime, "executor started");
+    tracing::info!(executor = %name, queues = ?config.queues, runtime = ?config.runtime, rootfs = ?config.rootfs, "executor started");
     let running: Running = Arc::default();
     let beats = CancellationToken::new();
     let heartbeat = tokio::spawn(heartbeats(
@@ -402,15 +470,16 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Exec
                 if let Ok(mut guard) = running.lock() {
                     guard.insert(job.id, (queue, cancel.clone()));
                 }
-                let (client, name, config, running) = (
+                let (client, name, config, running, images) = (
                     client.clone(),
                     name.clone(),
                     config.clone(),
                     running.clone(),
+                    images.clone(),
                 );
                 jobs.spawn(async move {
                     let id = job.id;
-                    job::run_job(&client, &name, &config, job, cancel).await;
+                    job::run_job(&client, &name, &config, images.as_deref(), job, cancel).await;
                     if let Ok(mut guard) = running.lock() {
                         guard.remove(&id);
                     }

@@ -47,7 +47,45 @@ pub struct Step<'a> {
     /// Working directory inside the workspace.
     pub dir: &'a str,
     pub env: &'a [(String, String)],
+    /// What the sandbox's root file system is made of (the shell runtime ignores it).
+    pub root: Root<'a>,
     pub deadline: Instant,
+}
+
+/// A sandboxed step's root file system, always read-only.
+#[derive(Debug, Clone, Copy)]
+pub enum Root<'a> {
+    /// The host's `/usr` and `/etc` with the usual links to them.
+    Host,
+    /// An unpacked OCI image, with its configured environment.
+    Image(&'a quarry_images::Image),
+}
+
+/// The host's directories a `Root::Host` step sees.
+const HOST_ENTRIES: [&str; 8] = [
+    "usr", "etc", "bin", "sbin", "lib", "lib64", "lib32", "libx32",
+];
+
+/// Directories of a root the sandbox makes itself.
+const OWN_ENTRIES: [&str; 4] = ["proc", "dev", "tmp", "work"];
+
+/// Mounts the entries of a root directory read-only (links stay links).
+fn mount_root(command: &mut Command, root: &Path, names: &[std::ffi::OsString]) {
+    for name in names {
+        let host = root.join(name);
+        let inside = Path::new("/").join(name);
+        match std::fs::symlink_metadata(&host) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                if let Ok(target) = std::fs::read_link(&host) {
+                    command.arg("--symlink").arg(target).arg(&inside);
+                }
+            }
+            Ok(_) => {
+                command.arg("--ro-bind").arg(&host).arg(&inside);
+            }
+            Err(_) => {}
+        }
+    }
 }
 
 /// How a step ended.
@@ -209,17 +247,22 @@ fn sandbox_command(step: &Step<'_>, limits: &Limits, seccomp: Option<&std::fs::F
         use std::os::fd::AsRawFd;
         command.arg("--seccomp").arg(file.as_raw_fd().to_string());
     }
-    command.args(["--ro-bind", "/usr", "/usr", "--ro-bind", "/etc", "/etc"]);
-    for link in ["bin", "sbin", "lib", "lib64", "lib32", "libx32"] {
-        let host = Path::new("/").join(link);
-        match std::fs::read_link(&host) {
-            Ok(target) => {
-                command.arg("--symlink").arg(target).arg(format!("/{link}"));
-            }
-            Err(_) if host.is_dir() => {
-                command.arg("--ro-bind").arg(&host).arg(&host);
-            }
-            Err(_) => {}
+    match step.root {
+        Root::Host => {
+            let names: Vec<std::ffi::OsString> = HOST_ENTRIES.iter().map(Into::into).collect();
+            mount_root(&mut command, Path::new("/"), &names);
+        }
+        Root::Image(image) => {
+            let names: Vec<std::ffi::OsString> = std::fs::read_dir(&image.rootfs)
+                .map(|entries| {
+                    entries
+                        .flatten()
+                        .map(|e| e.file_name())
+                        .filter(|n| !OWN_ENTRIES.iter().any(|own| n == own))
+                        .collect()
+                })
+                .unwrap_or_default();
+            mount_root(&mut command, &image.rootfs, &names);
         }
     }
     command
@@ -237,12 +280,23 @@ fn sandbox_command(step: &Step<'_>, limits: &Limits, seccomp: Option<&std::fs::F
         .args(["--cap-drop", "ALL", "--clearenv"]);
     if limits.network {
         command.arg("--share-net");
+        // An image's own resolver settings would not fit this host's network.
+        if let Root::Image(image) = step.root
+            && image.rootfs.join("etc/resolv.conf").is_file()
+        {
+            command.args(["--ro-bind", "/etc/resolv.conf", "/etc/resolv.conf"]);
+        }
     }
     command.args([
         "--setenv",
         "PATH",
         "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     ]);
+    if let Root::Image(image) = step.root {
+        for (key, value) in image.env.iter().filter_map(|pair| pair.split_once('=')) {
+            command.arg("--setenv").arg(key).arg(value);
+        }
+    }
     command.args(["--setenv", "HOME", SANDBOX_WORKSPACE]);
     for (key, value) in step.env {
         command.arg("--setenv").arg(key).arg(value);

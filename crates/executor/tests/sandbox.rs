@@ -4,7 +4,8 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use quarry_executor::sandbox::{Limits, Runtime, Step, StepEnd, run_step};
+use quarry_executor::sandbox::{Limits, Root, Runtime, Step, StepEnd, run_step};
+use quarry_images::{ImageStore, Options, Provenance, testing};
 use tokio_util::sync::CancellationToken;
 
 const LIMITS: Limits = Limits {
@@ -33,8 +34,19 @@ fn available() -> bool {
     present
 }
 
-/// Runs a script in the sandbox; answers how it ended and what it printed.
+/// Runs a script in the sandbox on the host's directories; answers how it ended and what it
+/// printed.
 async fn sandboxed(
+    workspace: &Path,
+    script: &str,
+    limits: Limits,
+    timeout: Duration,
+) -> (StepEnd, String) {
+    sandboxed_on(Root::Host, workspace, script, limits, timeout).await
+}
+
+async fn sandboxed_on(
+    root: Root<'_>,
     workspace: &Path,
     script: &str,
     limits: Limits,
@@ -50,6 +62,7 @@ async fn sandboxed(
             workspace,
             dir: "",
             env: &[("GREETING".into(), "hello".into())],
+            root,
             deadline: Instant::now() + timeout,
         },
         &limits,
@@ -249,6 +262,7 @@ async fn a_canceled_step_stops_at_once() {
             workspace: dir.path(),
             dir: "",
             env: &[],
+            root: Root::Host,
             deadline: Instant::now() + Duration::from_secs(60),
         },
         &LIMITS,
@@ -259,4 +273,58 @@ async fn a_canceled_step_stops_at_once() {
     .expect("the step starts");
     assert_eq!(end, StepEnd::Canceled);
     assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[tokio::test]
+async fn a_step_runs_on_its_image_and_sees_nothing_of_the_host() {
+    if !available() {
+        return;
+    }
+    let busybox = testing::static_busybox();
+    assert!(
+        busybox.is_some() || std::env::var_os("QUARRY_REQUIRE_TOOLS").is_none(),
+        "this test needs Debian's busybox-static; QUARRY_REQUIRE_TOOLS is set"
+    );
+    let Some(busybox) = busybox else { return };
+    let work = tempfile::tempdir().expect("tempdir");
+    let layout = work.path().join("layout");
+    testing::add_busybox_image(&layout, "v1", &busybox).expect("layout");
+    let images = ImageStore::new(Options {
+        cache_dir: work.path().join("cache"),
+        ..Options::default()
+    })
+    .expect("store");
+    let (image, provenance) = images
+        .get(&format!("oci:{}:v1", layout.display()))
+        .await
+        .expect("image");
+    assert!(matches!(provenance, Provenance::Unpacked { layers: 2, .. }));
+    let dir = workspace();
+    let script = "cat /etc/image-release; echo \"$IMAGE_GREETING / $GREETING\"; \
+        test -e /usr/bin/git || echo no-host-tools; test -e /etc/removed || echo whiteout-applied; \
+        touch /bin/planted 2>/dev/null || echo root-read-only; id -u; echo made > /work/out.txt";
+    let (end, output) = sandboxed_on(
+        Root::Image(&image),
+        dir.path(),
+        script,
+        LIMITS,
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(end, StepEnd::Exited(0), "{output}");
+    for expected in [
+        "quarry test image",
+        "from the image / hello",
+        "no-host-tools",
+        "whiteout-applied",
+        "root-read-only",
+        "65534",
+    ] {
+        assert!(output.contains(expected), "{expected:?} in {output}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("out.txt")).expect("out"),
+        "made\n"
+    );
+    assert!(!image.rootfs.join("bin/planted").exists());
 }

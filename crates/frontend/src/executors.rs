@@ -462,6 +462,13 @@ async fn job_payload(
     payload["id"] = json!(job.id);
     payload["token"] = json!(token);
     payload["repositoryName"] = json!(repository);
+    payload["network"] = json!(
+        state
+            .site
+            .live()
+            .current()
+            .executor_queue_has_network(&job.queue)
+    );
     if multi {
         payload["queue"] = json!(job.queue);
     }

@@ -14,15 +14,18 @@ use serde_json::{Value, json};
 
 const SECRET: &str = "the shared secret of the executors in tests";
 
-/// Starts `quarry executor run` against an instance, serving its metrics at `metrics`.
+/// Starts `quarry executor run` against an instance, serving its metrics at `metrics`, with
+/// `env` added to its environment.
 fn start_executor(
     instance: &Instance,
     workspaces: &std::path::Path,
     log: &std::path::Path,
     metrics: &str,
+    env: &[(&str, &str)],
 ) -> Child {
     let sandbox = common::executor_runtime();
     Command::new(common::binary())
+        .envs(env.iter().copied())
         .args(["executor", "run"])
         .env("EXECUTOR_FRONTEND_URL", &instance.url)
         .env("EXECUTOR_FRONTEND_PASSWORD", SECRET)
@@ -75,6 +78,15 @@ async fn settled(instance: &Instance, expected: usize, log: &std::path::Path) ->
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// The network interfaces a step's `cat /proc/net/dev` listed.
+fn network_interfaces(out: &str) -> Vec<String> {
+    out.lines()
+        .filter_map(|line| line.trim_start().split_once(':'))
+        .map(|(name, _)| name.trim().to_string())
+        .filter(|name| !name.is_empty() && !name.contains(' ') && !name.contains('|'))
+        .collect()
 }
 
 /// Whether scip-typescript (npm's `@sourcegraph/scip-typescript`) is installed; `.ci/run`
@@ -138,7 +150,7 @@ async fn an_executor_indexes_a_typescript_repository_and_uploads_the_index() {
         let working = json!({ "index_jobs": [{
             "indexer": "host",
             "local_steps": ["test -f package.json"],
-            "indexer_args": ["sh", "-c", format!("echo indexed && id -u && echo {SECRET} && scip-typescript index")],
+            "indexer_args": ["sh", "-c", format!("echo indexed && id -u && echo {SECRET} && cat /proc/net/dev && scip-typescript index")],
         }]});
         let failing = json!({ "index_jobs": [{ "indexer": "host", "indexer_args": ["sh", "-c", "echo failing; exit 3"] }]});
         // Without a configuration, the job is inferred from package.json: scip-typescript.
@@ -202,7 +214,14 @@ async fn an_executor_indexes_a_typescript_repository_and_uploads_the_index() {
         let workspaces = work.path().join("workspaces");
         let log = work.path().join("executor.log");
         let metrics_address = format!("127.0.0.1:{}", common::free_port());
-        let mut executor = start_executor(&instance, &workspaces, &log, &metrics_address);
+        // scip-typescript is installed on this host, not in an image.
+        let mut executor = start_executor(
+            &instance,
+            &workspaces,
+            &log,
+            &metrics_address,
+            &[("EXECUTOR_SANDBOX_ROOTFS", "host")],
+        );
         let nodes = settled(&instance, 3, &log).await;
         let uploaded: Vec<&Value> = nodes
             .iter()
@@ -263,6 +282,11 @@ async fn an_executor_indexes_a_typescript_repository_and_uploads_the_index() {
             assert!(
                 out.contains("65534"),
                 "{name}: the step ran as nobody in the sandbox: {out}"
+            );
+            assert_eq!(
+                network_interfaces(out),
+                ["lo"],
+                "{name}: no network for a queue not in executors.jobNetwork: {out}"
             );
         }
         let failed = nodes
@@ -326,6 +350,107 @@ async fn an_executor_indexes_a_typescript_repository_and_uploads_the_index() {
             .map(|d| d.flatten().collect())
             .unwrap_or_default();
         assert!(left.is_empty(), "workspaces left behind: {left:?}");
+        drop(instance);
+        database.cleanup().await;
+    }
+}
+
+/// Steps on their OCI image (from a layout directory) with the network their queue allows, and
+/// a step whose image is missing failing with the reason.
+#[tokio::test]
+async fn steps_run_on_their_image_with_the_network_their_queue_allows() {
+    if common::executor_runtime() != "bubblewrap" {
+        return;
+    }
+    let busybox = quarry_images::testing::static_busybox();
+    assert!(
+        busybox.is_some() || std::env::var_os("QUARRY_REQUIRE_TOOLS").is_none(),
+        "this test needs Debian's busybox-static (QUARRY_REQUIRE_TOOLS is set)"
+    );
+    let Some(busybox) = busybox else { return };
+    for database in Database::all().await {
+        let name = database.name();
+        let work = tempfile::tempdir().expect("temp dir");
+        let layout = work.path().join("layout");
+        quarry_images::testing::add_busybox_image(&layout, "v1", &busybox).expect("image");
+        let repo = TestRepo::init(&work.path().join("code/app")).expect("init");
+        repo.commit(&[("README.md", "app\n")], "first")
+            .expect("commit");
+        let config = work.path().join("site.json");
+        let site =
+            json!({ "executors.accessToken": SECRET, "executors.jobNetwork": ["codeintel"] });
+        std::fs::write(&config, site.to_string()).expect("config");
+        let mut args = vec![
+            work.path().join("code").display().to_string(),
+            "--site-config".into(),
+            config.display().to_string(),
+        ];
+        args.extend(database.args());
+        let instance = Instance::serve(&work.path().join("data"), &args, &[]).await;
+        let repos = instance.wait_settled(1).await;
+        let repo_id = repos[0]["id"].as_str().expect("id").to_string();
+        let queue = "mutation($repo: ID!, $config: String) { queueAutoIndexJobsForRepo(repository: $repo, configuration: $config) { id } }";
+        let image = format!("oci:{}:v1", layout.display());
+        let on_image = json!({ "index_jobs": [{
+            "indexer": image,
+            "indexer_args": ["sh", "-c", "cat /etc/image-release; echo \"$IMAGE_GREETING\"; cat /proc/net/dev; printf '\\012\\005\\022\\003\\012\\001t' > index.scip"],
+        }]});
+        let missing = json!({ "index_jobs": [{
+            "indexer": format!("oci:{}:v2", layout.display()),
+            "indexer_args": ["true"],
+        }]});
+        for configuration in [on_image, missing] {
+            instance
+                .data(
+                    queue,
+                    json!({ "repo": repo_id, "config": configuration.to_string() }),
+                )
+                .await;
+        }
+        let workspaces = work.path().join("workspaces");
+        let log = work.path().join("executor.log");
+        let cache = work.path().join("images");
+        let mut executor = start_executor(
+            &instance,
+            &workspaces,
+            &log,
+            "",
+            &[("EXECUTOR_IMAGE_CACHE_DIR", cache.to_str().expect("path"))],
+        );
+        let nodes = settled(&instance, 2, &log).await;
+        let done = nodes
+            .iter()
+            .find(|n| n["state"] == "QUEUED_FOR_PROCESSING")
+            .unwrap_or_else(|| panic!("{name}: {nodes:?}"));
+        let out = done["steps"]
+            .as_array()
+            .and_then(|s| s.iter().find(|s| s["key"] == "indexer"))
+            .and_then(|s| s["out"].as_str())
+            .unwrap_or_default();
+        assert!(
+            out.contains("quarry test image") && out.contains("from the image"),
+            "{name}: the step ran on its image: {out}"
+        );
+        assert!(
+            out.contains(&format!("quarry: image {image} (sha256:")),
+            "{name}: the log says which image: {out}"
+        );
+        let interfaces = network_interfaces(out);
+        assert!(
+            interfaces.iter().any(|i| i != "lo"),
+            "{name}: executors.jobNetwork lets codeintel steps use the network: {out}"
+        );
+        let failed = nodes
+            .iter()
+            .find(|n| n["state"] == "INDEXING_ERRORED")
+            .unwrap_or_else(|| panic!("{name}: {nodes:?}"));
+        let failure = failed["failure"].as_str().unwrap_or_default();
+        assert!(
+            failure.contains("cannot get its image") && failure.contains("no image tagged \"v2\""),
+            "{name}: {failure}"
+        );
+        let _ = executor.kill();
+        let _ = executor.wait();
         drop(instance);
         database.cleanup().await;
     }

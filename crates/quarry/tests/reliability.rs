@@ -29,6 +29,7 @@ fn executor(url: &str, workspaces: &std::path::Path, log: &std::path::Path) -> C
         .env("EXECUTOR_HEARTBEAT_INTERVAL", "300ms")
         .env("EXECUTOR_WORKSPACE_ROOT", workspaces)
         .env("EXECUTOR_SANDBOX", common::executor_runtime())
+        .env("EXECUTOR_SANDBOX_ROOTFS", "host")
         .env("SRC_PROF_HTTP", "")
         .stdout(std::process::Stdio::null())
         .stderr(
