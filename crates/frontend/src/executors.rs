@@ -208,6 +208,9 @@ struct HeartbeatRequest {
     git_version: String,
     #[serde(default)]
     src_cli_version: String,
+    /// The executor's metrics in the Prometheus text format.
+    #[serde(default)]
+    prometheus_metrics: String,
 }
 
 #[derive(Serialize)]
@@ -260,7 +263,8 @@ async fn record(
         docker_version: request.docker_version,
         src_cli_version: request.src_cli_version,
     };
-    if let Err(e) = state.store.record_executor_heartbeat(&beat).await {
+    let metrics = crate::executor_metrics::ingest(&beat.hostname, &request.prometheus_metrics);
+    if let Err(e) = state.store.record_executor_heartbeat(&beat, &metrics).await {
         // Sourcegraph only logs this: a heartbeat still answers.
         tracing::error!(executor = %beat.hostname, error = %e, "cannot record executor heartbeat");
     }

@@ -16,6 +16,7 @@
 //! knows.
 
 mod access;
+mod executor_metrics;
 mod executors;
 mod git_route;
 pub mod graphql;

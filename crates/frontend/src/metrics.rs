@@ -1,4 +1,5 @@
-//! Prometheus metrics: HTTP requests, and repository counts read from the store at scrape time.
+//! Prometheus metrics: HTTP requests, repository counts read from the store at scrape time, and
+//! the metrics active executors sent in their heartbeats.
 
 use std::sync::LazyLock;
 use std::time::Instant;
@@ -37,6 +38,9 @@ static REPOSITORIES: LazyLock<Option<IntGaugeVec>> = LazyLock::new(|| {
     Some(gauge)
 });
 
+/// How long an executor's last metrics are served after its last heartbeat.
+const EXECUTOR_METRICS_TTL_SECONDS: i64 = 60;
+
 /// Times every request under its route pattern (never the raw path, which would be unbounded).
 pub async fn observe_requests(request: Request, next: Next) -> Response {
     let route = request
@@ -65,9 +69,21 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
             gauge.with_label_values(&[status.as_str()]).set(count);
         }
     }
+    let families = prometheus::gather();
     let mut body = Vec::new();
-    if let Err(e) = TextEncoder::new().encode(&prometheus::gather(), &mut body) {
+    if let Err(e) = TextEncoder::new().encode(&families, &mut body) {
         return (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response();
+    }
+    // Executors' metrics from their heartbeats, while they are active.
+    let since = quarry_store::now() - EXECUTOR_METRICS_TTL_SECONDS;
+    match state.store.executor_metrics(since).await {
+        Ok(stored) if !stored.is_empty() => {
+            let own = families.iter().map(|f| f.name().to_string()).collect();
+            let texts: Vec<String> = stored.into_iter().map(|(_, text)| text).collect();
+            body.extend_from_slice(crate::executor_metrics::merge(&texts, &own).as_bytes());
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot read the executors' metrics"),
     }
     (
         [(

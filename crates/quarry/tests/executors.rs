@@ -220,7 +220,10 @@ async fn an_executor_indexes_a_typescript_repository_and_uploads_the_index() {
             &workspaces,
             &log,
             &metrics_address,
-            &[("EXECUTOR_SANDBOX_ROOTFS", "host")],
+            &[
+                ("EXECUTOR_SANDBOX_ROOTFS", "host"),
+                ("EXECUTOR_HEARTBEAT_INTERVAL", "500ms"),
+            ],
         );
         let nodes = settled(&instance, 3, &log).await;
         let uploaded: Vec<&Value> = nodes
@@ -328,6 +331,31 @@ async fn an_executor_indexes_a_typescript_repository_and_uploads_the_index() {
                 metrics.contains(expected),
                 "{name}: {expected} missing from:\n{metrics}"
             );
+        }
+
+        // The instance serves the metrics the executor sends in its heartbeats, labelled with
+        // its name, in a well-formed exposition.
+        let hostname = listed["hostname"].as_str().expect("hostname");
+        let relayed = format!(
+            "src_executor_processor_total{{op=\"handle\",queue=\"codeintel\",sg_instance=\"{hostname}\",sg_job=\"sourcegraph-executors\"}} 3"
+        );
+        let started = Instant::now();
+        loop {
+            let metrics = instance
+                .get("/metrics")
+                .await
+                .text()
+                .await
+                .expect("metrics");
+            if metrics.contains(&relayed) {
+                common::check_with_promtool(&metrics);
+                break;
+            }
+            assert!(
+                started.elapsed() < DEADLINE,
+                "{name}: {relayed} missing from:\n{metrics}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
 
         // SIGTERM: it drains and exits cleanly; workspaces are gone.

@@ -55,18 +55,23 @@ fn executor(row: &AnyRow) -> Result<Executor> {
 }
 
 impl Store {
-    /// Records a heartbeat: the executor's row is created or brought up to date.
-    pub async fn record_executor_heartbeat(&self, beat: &ExecutorHeartbeat) -> Result<()> {
+    /// Records a heartbeat: the executor's row is created or brought up to date, with the
+    /// metrics it sent (Prometheus text, labelled with its name).
+    pub async fn record_executor_heartbeat(
+        &self,
+        beat: &ExecutorHeartbeat,
+        metrics: &str,
+    ) -> Result<()> {
         let at = now();
         sqlx::query(
             "INSERT INTO executor_heartbeats (hostname, queue_names, os, architecture, \
-             executor_version, git_version, docker_version, src_cli_version, first_seen_at, \
-             last_seen_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) \
+             executor_version, git_version, docker_version, src_cli_version, metrics, \
+             first_seen_at, last_seen_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) \
              ON CONFLICT (hostname) DO UPDATE SET queue_names = excluded.queue_names, \
              os = excluded.os, architecture = excluded.architecture, \
              executor_version = excluded.executor_version, git_version = excluded.git_version, \
              docker_version = excluded.docker_version, src_cli_version = excluded.src_cli_version, \
-             last_seen_at = excluded.last_seen_at",
+             metrics = excluded.metrics, last_seen_at = excluded.last_seen_at",
         )
         .bind(&beat.hostname)
         .bind(beat.queue_names.join(","))
@@ -76,10 +81,25 @@ impl Store {
         .bind(&beat.git_version)
         .bind(&beat.docker_version)
         .bind(&beat.src_cli_version)
+        .bind(metrics)
         .bind(at)
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// The metrics of the executors seen since `seen_since`, by hostname.
+    pub async fn executor_metrics(&self, seen_since: i64) -> Result<Vec<(String, String)>> {
+        let rows = sqlx::query(
+            "SELECT hostname, metrics FROM executor_heartbeats WHERE last_seen_at >= $1 \
+             AND metrics <> '' ORDER BY hostname",
+        )
+        .bind(seen_since)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get("hostname")?, row.try_get("metrics")?)))
+            .collect()
     }
 
     /// Whether an executor of this name has sent a heartbeat.
@@ -140,14 +160,32 @@ mod tests {
                 git_version: "2.47".into(),
                 ..Default::default()
             };
-            store.record_executor_heartbeat(&beat).await.expect("first");
+            store
+                .record_executor_heartbeat(&beat, "")
+                .await
+                .expect("first");
+            assert!(store.executor_metrics(0).await.expect("none").is_empty());
             let first = store.list_executors(None, None, 10).await.expect("list");
             assert_eq!(first.len(), 1);
             assert_eq!(first[0].heartbeat, beat);
             assert!(store.executor_known("host-1_a").await.expect("known"));
             assert!(!store.executor_known("host-1").await.expect("known"));
             beat.executor_version = "0.2.0".into();
-            store.record_executor_heartbeat(&beat).await.expect("again");
+            store
+                .record_executor_heartbeat(&beat, "up 1\n")
+                .await
+                .expect("again");
+            assert_eq!(
+                store.executor_metrics(0).await.expect("metrics"),
+                [("host-1_a".to_string(), "up 1\n".to_string())]
+            );
+            assert!(
+                store
+                    .executor_metrics(now() + 100)
+                    .await
+                    .expect("old")
+                    .is_empty()
+            );
             let second = store.list_executors(None, None, 10).await.expect("list");
             assert_eq!(second.len(), 1);
             assert_eq!(second[0].heartbeat.executor_version, "0.2.0");

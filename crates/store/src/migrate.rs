@@ -1,4 +1,5 @@
-//! Append-only migrations, one list per dialect with the same versions.
+//! Append-only migrations, one list per dialect with the same versions (`both/` holds those
+//! written once for the two dialects).
 
 use sqlx::Row;
 
@@ -10,6 +11,10 @@ const SQLITE: &[(i64, &str)] = &[
     (3, include_str!("../migrations/sqlite/0003_executors.sql")),
     (4, include_str!("../migrations/sqlite/0004_jobs.sql")),
     (5, include_str!("../migrations/sqlite/0005_uploads.sql")),
+    (
+        6,
+        include_str!("../migrations/both/0006_executor_metrics.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_spine.sql")),
@@ -17,6 +22,10 @@ const POSTGRES: &[(i64, &str)] = &[
     (3, include_str!("../migrations/postgres/0003_executors.sql")),
     (4, include_str!("../migrations/postgres/0004_jobs.sql")),
     (5, include_str!("../migrations/postgres/0005_uploads.sql")),
+    (
+        6,
+        include_str!("../migrations/both/0006_executor_metrics.sql"),
+    ),
 ];
 
 /// An arbitrary constant that serialises migrations of several processes starting at once.
