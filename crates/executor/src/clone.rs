@@ -1,9 +1,11 @@
-//! Cloning a job's repository into its workspace through a local proxy: git talks to a loopback
-//! port of this process, which adds the job's token on the way to the instance's
+//! A job's repository in its workspace. Fetches go through a local proxy: git talks to a
+//! loopback port of this process, which adds the job's token on the way to the instance's
 //! `/.executors/git/` route, so no credential is ever on git's command line, in its config or in
 //! the workspace.
 
-use std::path::Path;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -98,29 +100,149 @@ async fn git(args: &[&str], dir: &Path) -> Result<(), ExecutorError> {
     }
 }
 
-/// Removes what a failed clone left in `target`, keeping the directory.
-fn empty(target: &Path) -> Result<(), ExecutorError> {
-    let Ok(entries) = std::fs::read_dir(target) else {
-        return Ok(());
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let removed = if entry.file_type().is_ok_and(|t| t.is_dir()) {
-            std::fs::remove_dir_all(&path)
-        } else {
-            std::fs::remove_file(&path)
-        };
-        removed.map_err(|e| ExecutorError::Workspace(format!("{}: {e}", path.display())))?;
-    }
-    Ok(())
+/// Holds an exclusive `flock` on a file while alive (other executors of the host wait on it).
+struct FileLock {
+    _file: std::fs::File,
 }
 
-/// Clones the job's repository at its commit into `target` (inside the workspace).
-pub async fn clone_repository(
+async fn lock_file(path: PathBuf) -> Result<FileLock, ExecutorError> {
+    tokio::task::spawn_blocking(move || {
+        use std::os::fd::AsRawFd;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| ExecutorError::Workspace(format!("{}: {e}", path.display())))?;
+        // SAFETY: flock on a descriptor this function owns; released when the file closes.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(ExecutorError::Workspace(format!(
+                "cannot lock {}: {}",
+                path.display(),
+                std::io::Error::last_os_error()
+            )));
+        }
+        Ok(FileLock { _file: file })
+    })
+    .await
+    .map_err(|e| ExecutorError::Workspace(e.to_string()))?
+}
+
+/// Bare mirrors of the repositories jobs name, one per instance and repository, shared by the
+/// executors of a host. A job's commit is fetched through its proxy only when the mirror lacks
+/// it; the workspace borrows the mirror's objects (git's alternates), so making it costs one
+/// local `git read-tree`. Mirrors only ever gain objects, so a workspace's objects stay valid.
+pub struct Mirrors {
+    root: PathBuf,
+    /// Which instance the mirrors are of: repositories of two instances may share names.
+    instance: String,
+    /// One fetch per mirror at a time within this process (a file lock orders processes).
+    fetching: std::sync::Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl Mirrors {
+    pub fn new(root: PathBuf, instance: &str) -> Result<Mirrors, ExecutorError> {
+        std::fs::create_dir_all(&root)
+            .map_err(|e| ExecutorError::Workspace(format!("{}: {e}", root.display())))?;
+        Ok(Mirrors {
+            root,
+            instance: instance.to_string(),
+            fetching: std::sync::Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The mirror of a repository: a readable name and a digest that tells instances apart.
+    fn mirror_of(&self, repository: &str) -> PathBuf {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(format!("{}\n{repository}", self.instance));
+        let readable: String = repository
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || "-_.".contains(*c))
+            .take(40)
+            .collect();
+        self.root
+            .join(format!("{readable}-{}.git", hex::encode(&digest[..8])))
+    }
+
+    /// Makes `target` a work tree of the job's commit; answers the mirror holding its objects,
+    /// which steps must be able to read.
+    pub async fn checkout(
+        &self,
+        client: &Client,
+        executor: &str,
+        job: &Job,
+        target: &Path,
+    ) -> Result<PathBuf, ExecutorError> {
+        if job.commit.is_empty() {
+            return Err(ExecutorError::Workspace("the job names no commit".into()));
+        }
+        let mirror = self.mirror_of(&job.repository_name);
+        if !has_commit(&mirror, &job.commit).await {
+            let lock = self
+                .fetching
+                .lock()
+                .map(|mut locks| locks.entry(mirror.clone()).or_default().clone())
+                .map_err(|_| ExecutorError::Workspace("the mirror lock is poisoned".into()))?;
+            let _in_process = lock.lock().await;
+            let _across_processes = lock_file(mirror.with_extension("lock")).await?;
+            if !has_commit(&mirror, &job.commit).await {
+                if !mirror.join("HEAD").exists() {
+                    let text = mirror.to_string_lossy().into_owned();
+                    git(&["init", "--quiet", "--bare", &text], &self.root).await?;
+                }
+                fetch(client, executor, job, &mirror).await?;
+                if !has_commit(&mirror, &job.commit).await {
+                    return Err(ExecutorError::Workspace(format!(
+                        "commit {} is not in {}",
+                        job.commit, job.repository_name
+                    )));
+                }
+            }
+        }
+        let git_dir = target.join(".git");
+        let objects = mirror.join("objects");
+        let files: [(&str, String); 3] = [
+            ("HEAD", format!("{}\n", job.commit)),
+            (
+                "config",
+                "[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = false\n".into(),
+            ),
+            (
+                "objects/info/alternates",
+                format!("{}\n", objects.to_string_lossy()),
+            ),
+        ];
+        for dir in ["objects/info", "refs/heads", "refs/tags"] {
+            std::fs::create_dir_all(git_dir.join(dir))
+                .map_err(|e| ExecutorError::Workspace(format!("{}: {e}", git_dir.display())))?;
+        }
+        for (name, content) in files {
+            std::fs::write(git_dir.join(name), content)
+                .map_err(|e| ExecutorError::Workspace(format!("{}: {e}", git_dir.display())))?;
+        }
+        git(&["read-tree", "-u", "--reset", &job.commit], target).await?;
+        Ok(mirror)
+    }
+}
+
+async fn has_commit(mirror: &Path, commit: &str) -> bool {
+    if !mirror.join("HEAD").exists() {
+        return false;
+    }
+    let object = format!("{commit}^{{commit}}");
+    git(&["cat-file", "-e", &object], mirror).await.is_ok()
+}
+
+/// Fetches the repository's branches and tags into its mirror through a proxy that adds the
+/// job's token.
+async fn fetch(
     client: &Client,
     executor: &str,
     job: &Job,
-    target: &Path,
+    mirror: &Path,
 ) -> Result<(), ExecutorError> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -144,33 +266,28 @@ pub async fn clone_repository(
             .await;
     });
     let url = format!("http://{address}/{}", job.repository_name);
-    let target_text = target.to_string_lossy().into_owned();
-    let parent = target.parent().unwrap_or(target);
-    let cloned = async {
-        let clone = ["clone", "--quiet", "--no-checkout", &url, &target_text];
-        let mut tries = 0;
-        loop {
-            tries += 1;
-            match git(&clone, parent).await {
-                Ok(()) => break,
-                Err(e) if tries >= CLONE_TRIES => return Err(e),
-                Err(e) => {
-                    tracing::warn!(job = job.id, error = %e, "clone failed; trying again");
-                    empty(target)?;
-                    tokio::time::sleep(Duration::from_secs(u64::from(tries))).await;
-                }
+    let arguments = [
+        "fetch",
+        "--quiet",
+        "--no-tags",
+        "--force",
+        &url,
+        "+refs/heads/*:refs/heads/*",
+        "+refs/tags/*:refs/tags/*",
+    ];
+    let mut tries = 0;
+    let fetched = loop {
+        tries += 1;
+        match git(&arguments, mirror).await {
+            Ok(()) => break Ok(()),
+            Err(e) if tries >= CLONE_TRIES => break Err(e),
+            Err(e) => {
+                tracing::warn!(job = job.id, error = %e, "fetch failed; trying again");
+                tokio::time::sleep(Duration::from_secs(u64::from(tries))).await;
             }
         }
-        if !job.commit.is_empty() {
-            git(&["checkout", "--quiet", "--detach", &job.commit], target).await?;
-        } else {
-            git(&["checkout", "--quiet"], target).await?;
-        }
-        // The proxy's address means nothing after the job: leave no remote behind.
-        git(&["remote", "remove", "origin"], target).await
-    }
-    .await;
+    };
     stop.cancel();
     let _ = server.await;
-    cloned
+    fetched
 }

@@ -8,7 +8,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{Client, Job};
-use crate::clone;
+use crate::clone::Mirrors;
 use crate::sandbox::{self, Limits, Root, Step, StepEnd};
 use crate::{Config, ExecutorError, NetworkPolicy};
 use quarry_images::ImageStore;
@@ -152,16 +152,26 @@ fn make_workspace(config: &Config, job: &Job) -> Result<PathBuf, ExecutorError> 
     Ok(dir)
 }
 
+/// What the jobs of one executor share.
+pub struct Context {
+    pub client: Client,
+    /// The executor's name.
+    pub executor: String,
+    pub config: Config,
+    /// Where images come from, when steps run on them.
+    pub images: Option<ImageStore>,
+    pub mirrors: Mirrors,
+}
+
 /// Runs a job to its end and reports it. Problems reaching the instance are logged; the job's
 /// own failures are reported as its outcome.
-pub async fn run_job(
-    client: &Client,
-    executor: &str,
-    config: &Config,
-    images: Option<&ImageStore>,
-    job: Job,
-    cancel: CancellationToken,
-) {
+pub async fn run_job(context: &Context, job: Job, cancel: CancellationToken) {
+    let Context {
+        client,
+        executor,
+        config,
+        ..
+    } = context;
     let started = Instant::now();
     let queue = job.queue.clone().unwrap_or_else(|| "codeintel".into());
     tracing::info!(job = job.id, %queue, "job started");
@@ -176,10 +186,7 @@ pub async fn run_job(
             return;
         }
     };
-    let outcome = run_steps(
-        client, executor, config, images, &job, &workspace, &redactor, &cancel,
-    )
-    .await;
+    let outcome = run_steps(context, &job, &workspace, &redactor, &cancel).await;
     let canceled = cancel.is_cancelled();
     report(client, executor, &job, &outcome, canceled).await;
     if !config.keep_workspaces {
@@ -217,26 +224,34 @@ async fn report(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn run_steps(
-    client: &Client,
-    executor: &str,
-    config: &Config,
-    images: Option<&ImageStore>,
+    context: &Context,
     job: &Job,
     workspace: &Path,
     redactor: &Redactor,
     cancel: &CancellationToken,
 ) -> Result<(), String> {
+    let Context {
+        client,
+        executor,
+        config,
+        images,
+        mirrors,
+    } = context;
+    let mut mirror = None;
     if !job.repository_name.is_empty() {
         let target = if job.repository_directory.is_empty() {
             workspace.to_path_buf()
         } else {
             inside(workspace, &job.repository_directory).map_err(|e| e.to_string())?
         };
-        clone::clone_repository(client, executor, job, &target)
-            .await
-            .map_err(|e| format!("cannot clone {}: {e}", job.repository_name))?;
+        std::fs::create_dir_all(&target).map_err(|e| e.to_string())?;
+        mirror = Some(
+            mirrors
+                .checkout(client, executor, job, &target)
+                .await
+                .map_err(|e| format!("cannot clone {}: {e}", job.repository_name))?,
+        );
         open_to_steps(workspace).map_err(|e| e.to_string())?;
     }
     write_files(workspace, job).map_err(|e| e.to_string())?;
@@ -318,6 +333,7 @@ async fn run_steps(
                         dir: &step.dir,
                         env: &env,
                         root,
+                        readable: mirror.as_deref(),
                         deadline,
                     },
                     &limits,

@@ -87,6 +87,8 @@ pub struct Config {
     /// Where images come from and are kept (`EXECUTOR_IMAGE_CACHE_DIR`,
     /// `EXECUTOR_DOCKER_REGISTRY_MIRROR_URL`, `EXECUTOR_DOCKER_AUTH_CONFIG`).
     pub images: quarry_images::Options,
+    /// Where the mirrors of jobs' repositories are kept (`EXECUTOR_REPOSITORY_CACHE_DIR`).
+    pub repository_cache: PathBuf,
     pub workspace_root: PathBuf,
     /// Where `/metrics` is served (`SRC_PROF_HTTP`; empty: not served).
     pub metrics_address: String,
@@ -281,6 +283,9 @@ impl Config {
                 .get("SRC_PROF_HTTP")
                 .cloned()
                 .unwrap_or_else(|| "127.0.0.1:6060".into()),
+            repository_cache: get("EXECUTOR_REPOSITORY_CACHE_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| workspace_root.with_extension("mirrors")),
             workspace_root,
         })
     }
@@ -394,12 +399,13 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Exec
     })?;
     // Images are what sandboxed steps run on unless the host's own directories were asked for.
     let images = match (config.runtime, config.rootfs) {
-        (Runtime::Sandbox, RootFs::Image) => Some(Arc::new(
+        (Runtime::Sandbox, RootFs::Image) => Some(
             quarry_images::ImageStore::new(config.images.clone())
                 .map_err(|e| ExecutorError::Config(e.to_string()))?,
-        )),
+        ),
         _ => None,
     };
+    let mirrors = clone::Mirrors::new(config.repository_cache.clone(), &config.frontend_url)?;
     let name = executor_name();
     let client = api::Client::new(&config.frontend_url, &config.frontend_password)?;
     let telemetry = telemetry();
@@ -438,7 +444,14 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Exec
     let started = Instant::now();
     let mut taken = 0usize;
     let mut jobs = tokio::task::JoinSet::new();
-    let config = Arc::new(config);
+    let context = Arc::new(job::Context {
+        client: client.clone(),
+        executor: name.clone(),
+        config,
+        images,
+        mirrors,
+    });
+    let config = &context.config;
     loop {
         if config.total_jobs > 0 && taken >= config.total_jobs {
             tracing::info!(jobs = taken, "EXECUTOR_NUM_TOTAL_JOBS reached; draining");
@@ -470,16 +483,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Exec
                 if let Ok(mut guard) = running.lock() {
                     guard.insert(job.id, (queue, cancel.clone()));
                 }
-                let (client, name, config, running, images) = (
-                    client.clone(),
-                    name.clone(),
-                    config.clone(),
-                    running.clone(),
-                    images.clone(),
-                );
+                let (context, running) = (context.clone(), running.clone());
                 jobs.spawn(async move {
                     let id = job.id;
-                    job::run_job(&client, &name, &config, images.as_deref(), job, cancel).await;
+                    job::run_job(&context, job, cancel).await;
                     if let Ok(mut guard) = running.lock() {
                         guard.remove(&id);
                     }

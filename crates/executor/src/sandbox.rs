@@ -49,6 +49,9 @@ pub struct Step<'a> {
     pub env: &'a [(String, String)],
     /// What the sandbox's root file system is made of (the shell runtime ignores it).
     pub root: Root<'a>,
+    /// A host directory the step may read at its own path: the mirror whose objects the
+    /// workspace's repository borrows.
+    pub readable: Option<&'a Path>,
     pub deadline: Instant,
 }
 
@@ -269,7 +272,11 @@ fn sandbox_command(step: &Step<'_>, limits: &Limits, seccomp: Option<&std::fs::F
         .args(["--bind"])
         .arg(step.workspace)
         .arg(SANDBOX_WORKSPACE)
-        .args(["--tmpfs", "/tmp", "--proc", "/proc", "--dev", "/dev"])
+        .args(["--tmpfs", "/tmp", "--proc", "/proc", "--dev", "/dev"]);
+    if let Some(readable) = step.readable {
+        command.arg("--ro-bind").arg(readable).arg(readable);
+    }
+    command
         .args(["--unshare-all", "--uid", "65534", "--gid", "65534"])
         .args([
             "--hostname",

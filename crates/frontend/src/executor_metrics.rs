@@ -25,9 +25,7 @@ fn is_name(text: &str) -> bool {
 
 /// Splits a sample line into name, label text (inside the braces) and the rest.
 fn split_sample(line: &str) -> Option<(&str, &str, &str)> {
-    let name_end = line
-        .find(['{', ' '])
-        .unwrap_or(line.len());
+    let name_end = line.find(['{', ' ']).unwrap_or(line.len());
     let name = &line[..name_end];
     if !is_name(name) {
         return None;

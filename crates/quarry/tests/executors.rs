@@ -150,7 +150,7 @@ async fn an_executor_indexes_a_typescript_repository_and_uploads_the_index() {
         let working = json!({ "index_jobs": [{
             "indexer": "host",
             "local_steps": ["test -f package.json"],
-            "indexer_args": ["sh", "-c", format!("echo indexed && id -u && echo {SECRET} && cat /proc/net/dev && scip-typescript index")],
+            "indexer_args": ["sh", "-c", format!("echo indexed && id -u && echo {SECRET} && cat /proc/net/dev && git rev-parse HEAD && git status --short && scip-typescript index")],
         }]});
         let failing = json!({ "index_jobs": [{ "indexer": "host", "indexer_args": ["sh", "-c", "echo failing; exit 3"] }]});
         // Without a configuration, the job is inferred from package.json: scip-typescript.
@@ -276,6 +276,13 @@ async fn an_executor_indexes_a_typescript_repository_and_uploads_the_index() {
             .expect("indexer step");
         let out = indexer["out"].as_str().unwrap_or("");
         assert!(out.contains("indexed"), "{name}: {out}");
+        // The workspace is a git repository at the job's commit, clean, whose objects (borrowed
+        // from the executor's mirror) the sandboxed step can read.
+        let commit = done["inputCommit"].as_str().expect("commit");
+        assert!(
+            out.contains(&format!("{commit}\n")) && !out.contains("?? "),
+            "{name}: {out}"
+        );
         assert_eq!(indexer["exitCode"], json!(0));
         assert!(
             !out.contains(SECRET) && out.contains("PASSWORD_REMOVED"),
