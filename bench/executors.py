@@ -11,6 +11,7 @@ SQLite is measured. Needs a release build of quarry, git, and Debian's bubblewra
 for the step cgroups)."""
 
 import argparse
+import concurrent.futures
 import json
 import os
 import subprocess
@@ -63,7 +64,15 @@ def wait_done(url, token, count):
             if bad:
                 raise SystemExit(f"jobs failed: {bad[:3]}")
             return nodes
-        time.sleep(0.05)
+        time.sleep(0.2)
+
+
+def cpu_seconds(pid):
+    """User+system CPU of a process, and of its children it has waited for."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / tick, (int(fields[13]) + int(fields[14])) / tick
 
 
 class Instance:
@@ -144,17 +153,25 @@ def measure(binary, database_url, runtime, jobs, executors):
         nodes = indexes(instance.url, instance.token)
         pickups = [ms(n["startedAt"]) - ms(n["queuedAt"]) for n in nodes]
         steps = [s["durationMilliseconds"] for n in nodes for s in n["steps"] if s["key"] == "indexer"]
-        # Throughput: a burst.
+        # Throughput: a burst, queued by four clients at once.
+        before = {p.pid: cpu_seconds(p.pid) for p in [instance.process] + workers}
         started = time.perf_counter()
-        for _ in range(jobs):
-            instance.enqueue()
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            list(pool.map(lambda _: instance.enqueue(), range(jobs)))
         enqueued = time.perf_counter() - started
         nodes = wait_done(instance.url, instance.token, min(1000, PICKUPS + jobs))
         elapsed = time.perf_counter() - started
+        after = {p.pid: cpu_seconds(p.pid) for p in [instance.process] + workers}
+        burst = sorted(nodes, key=lambda n: ms(n["queuedAt"]))[-jobs:]
+        processing = (max(ms(n["finishedAt"]) for n in burst) - min(ms(n["startedAt"]) for n in burst)) / 1000
+        used = lambda pids, which: sum(after[p][which] - before[p][which] for p in pids) * 1000 / jobs
+        executor_pids = [w.pid for w in workers]
         return {
             "pickup_p50": run.percentile(pickups, 50), "pickup_p99": run.percentile(pickups, 99),
             "step_p50": run.percentile(steps, 50), "jobs_per_second": jobs / elapsed,
-            "enqueue_seconds": enqueued, "elapsed": elapsed,
+            "processing_per_second": jobs / processing, "enqueue_seconds": enqueued, "elapsed": elapsed,
+            "cpu": (used([instance.process.pid], 0), used([instance.process.pid], 1),
+                    used(executor_pids, 0), used(executor_pids, 1)),
         }
     finally:
         for worker in workers:
@@ -186,9 +203,11 @@ def main():
     jobs = min(args.jobs, 1000 - PICKUPS)
 
     lines = [f"{jobs} jobs of one step (writing a tiny index, then uploaded) after {PICKUPS} queued one at a time; {args.executors} executors "
-             f"of 4 slots each; {os.cpu_count()} cores; every job is cloned from its repository first.\n",
-             "| database | runtime | jobs/s | pickup p50 ms | pickup p99 ms | step p50 ms | enqueue of the burst s |",
-             "|---|---|---:|---:|---:|---:|---:|"]
+             f"of 4 slots each; {os.cpu_count()} cores; each job's commit is checked out from the executor's mirror of its "
+             "repository (fetched through the instance once); the burst is queued by 4 clients at once.\n",
+             "| database | runtime | jobs/s | of which processing jobs/s | pickup p50 ms | pickup p99 ms | step p50 ms | "
+             "queueing the burst s | CPU ms per job: instance / its git / executors / their steps and git |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---|"]
     step = {}
     backends = [("SQLite", None)] + ([("PostgreSQL", args.postgres)] if args.postgres else [])
     for label, server in backends:
@@ -203,8 +222,10 @@ def main():
                 if cleanup:
                     cleanup()
             step[(label, runtime)] = result["step_p50"]
-            lines.append(f"| {label} | {runtime} | {result['jobs_per_second']:.0f} | {result['pickup_p50']:.0f} | "
-                         f"{result['pickup_p99']:.0f} | {result['step_p50']:.0f} | {result['enqueue_seconds']:.1f} |")
+            cpu = " / ".join(f"{v:.1f}" for v in result["cpu"])
+            lines.append(f"| {label} | {runtime} | {result['jobs_per_second']:.0f} | {result['processing_per_second']:.0f} | "
+                         f"{result['pickup_p50']:.0f} | {result['pickup_p99']:.0f} | {result['step_p50']:.0f} | "
+                         f"{result['enqueue_seconds']:.1f} | {cpu} |")
     lines.append("")
     for label, _ in backends:
         overhead = step[(label, "bubblewrap")] - step[(label, "shell")]

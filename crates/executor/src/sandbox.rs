@@ -196,7 +196,10 @@ impl StepCgroup {
 
     /// Kills every process in the cgroup, then removes it.
     async fn kill_all(&self) {
-        for _ in 0..100 {
+        // Processes that are exiting already leave within a millisecond or so; waits grow from
+        // there, about two seconds in all.
+        let mut pause = Duration::from_millis(1);
+        for _ in 0..50 {
             let mut alive = false;
             for dir in &self.dirs {
                 let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
@@ -212,7 +215,8 @@ impl StepCgroup {
             if !alive {
                 break;
             }
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(50));
         }
         for dir in &self.dirs {
             let _ = std::fs::remove_dir(dir);

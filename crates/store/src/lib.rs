@@ -96,6 +96,17 @@ impl Store {
         };
         let pool = AnyPoolOptions::new()
             .max_connections(max_connections)
+            .after_connect(move |connection, _| {
+                Box::pin(async move {
+                    if dialect == Dialect::Sqlite {
+                        // In WAL mode this never corrupts the database and survives the process
+                        // crashing; only an OS crash or power cut can undo the latest commits,
+                        // and commits no longer wait on a disk flush each.
+                        sqlx::Executor::execute(connection, "PRAGMA synchronous=NORMAL").await?;
+                    }
+                    Ok(())
+                })
+            })
             .acquire_timeout(std::time::Duration::from_secs(10))
             .connect_with(options)
             .await

@@ -108,6 +108,31 @@ impl Store {
         .await?;
         row.as_ref().map(upload).transpose()
     }
+
+    /// The state of the newest upload of each of these index jobs that produced one.
+    pub async fn upload_states_of_indexes(
+        &self,
+        job_ids: &[i64],
+    ) -> Result<std::collections::HashMap<i64, String>> {
+        let mut states = std::collections::HashMap::new();
+        for chunk in job_ids.chunks(1000) {
+            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT associated_index_id, state FROM uploads WHERE associated_index_id IN ({}) \
+                 ORDER BY id",
+                placeholders.join(", ")
+            );
+            let mut query = sqlx::query(&sql);
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            for row in query.fetch_all(&self.pool).await? {
+                // Rows come oldest first, so the newest upload's state stays.
+                states.insert(row.try_get("associated_index_id")?, row.try_get("state")?);
+            }
+        }
+        Ok(states)
+    }
 }
 
 #[cfg(test)]
@@ -146,6 +171,12 @@ mod tests {
                 ("queued", Some(10))
             );
             assert!(store.upload_of_index(8).await.expect("read").is_none());
+            let states = store
+                .upload_states_of_indexes(&[7, 8])
+                .await
+                .expect("states");
+            assert_eq!(states.len(), 1);
+            assert_eq!(states[&7], "queued");
         })
         .await;
     }

@@ -161,26 +161,19 @@ pub enum PreciseIndexState {
     QueuedForProcessing,
 }
 
-/// An index job's state, as Sourcegraph names it: its upload's once one is stored.
-async fn state_of(state: &AppState, job: &JobRecord) -> async_graphql::Result<PreciseIndexState> {
-    Ok(match job.state {
+/// An index job's state, as Sourcegraph names it, given the state of its newest upload.
+fn state_of(job: &JobRecord, upload_state: Option<&str>) -> PreciseIndexState {
+    match job.state {
         JobState::Queued => PreciseIndexState::QueuedForIndexing,
         JobState::Processing => PreciseIndexState::Indexing,
-        JobState::Completed => {
-            let upload = state
-                .store
-                .upload_of_index(job.id)
-                .await
-                .map_err(store_error)?;
-            match upload {
-                Some(upload) if upload.state == "queued" => PreciseIndexState::QueuedForProcessing,
-                _ => PreciseIndexState::IndexingCompleted,
-            }
+        JobState::Completed if upload_state == Some("queued") => {
+            PreciseIndexState::QueuedForProcessing
         }
+        JobState::Completed => PreciseIndexState::IndexingCompleted,
         JobState::Errored | JobState::Failed | JobState::Canceled => {
             PreciseIndexState::IndexingErrored
         }
-    })
+    }
 }
 
 #[derive(SimpleObject)]
@@ -196,9 +189,28 @@ pub struct ExecutionLogEntry {
 pub struct PreciseIndex(JobRecord, PreciseIndexState);
 
 impl PreciseIndex {
-    async fn of(state: &AppState, job: JobRecord) -> async_graphql::Result<PreciseIndex> {
-        let current = state_of(state, &job).await?;
-        Ok(PreciseIndex(job, current))
+    /// Index jobs with their states, reading their uploads in one query.
+    async fn of_all(
+        state: &AppState,
+        jobs: Vec<JobRecord>,
+    ) -> async_graphql::Result<Vec<PreciseIndex>> {
+        let completed: Vec<i64> = jobs
+            .iter()
+            .filter(|job| job.state == JobState::Completed)
+            .map(|job| job.id)
+            .collect();
+        let uploads = state
+            .store
+            .upload_states_of_indexes(&completed)
+            .await
+            .map_err(store_error)?;
+        Ok(jobs
+            .into_iter()
+            .map(|job| {
+                let current = state_of(&job, uploads.get(&job.id).map(String::as_str));
+                PreciseIndex(job, current)
+            })
+            .collect())
     }
 
     fn payload(&self) -> Value {
@@ -299,16 +311,15 @@ impl CodeIntelQuery {
             .list_jobs(QUEUE, 10_000)
             .await
             .map_err(store_error)?;
-        let mut nodes = Vec::new();
-        for job in jobs {
-            if repo_id.is_some_and(|id| job.repository_id != Some(id)) {
-                continue;
-            }
-            let index = PreciseIndex::of(state, job).await?;
-            if states.as_ref().is_none_or(|s| s.contains(&index.1)) {
-                nodes.push(index);
-            }
-        }
+        let jobs: Vec<JobRecord> = jobs
+            .into_iter()
+            .filter(|job| repo_id.is_none_or(|id| job.repository_id == Some(id)))
+            .collect();
+        let nodes: Vec<PreciseIndex> = PreciseIndex::of_all(state, jobs)
+            .await?
+            .into_iter()
+            .filter(|index| states.as_ref().is_none_or(|s| s.contains(&index.1)))
+            .collect();
         let total_count = nodes.len() as i64;
         Ok(PreciseIndexConnection {
             nodes: nodes.into_iter().take(limit as usize).collect(),
@@ -371,9 +382,9 @@ impl CodeIntelMutation {
                 .enqueue(QUEUE, &payload(job, &commit).to_string(), Some(repo.id))
                 .await
                 .map_err(|e| async_graphql::Error::new(e.to_string()))?;
-            queued.push(PreciseIndex::of(state, record).await?);
+            queued.push(record);
         }
-        Ok(queued)
+        PreciseIndex::of_all(state, queued).await
     }
 }
 
