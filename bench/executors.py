@@ -57,14 +57,19 @@ def indexes(url, token):
 
 
 def wait_done(url, token, count):
+    """Waits until `count` jobs exist and none is queued or running (polling a count only, so the
+    wait costs the instance little), then reads them all once."""
     while True:
-        nodes = indexes(url, token)
-        if len(nodes) >= count and all(n["state"] not in ("QUEUED_FOR_INDEXING", "INDEXING") for n in nodes):
-            bad = [n for n in nodes if n["state"] != "QUEUED_FOR_PROCESSING"]
-            if bad:
-                raise SystemExit(f"jobs failed: {bad[:3]}")
-            return nodes
+        data = graphql(url, token, "{ all: preciseIndexes(first: 1) { totalCount } "
+                                   "open: preciseIndexes(states: [QUEUED_FOR_INDEXING, INDEXING], first: 1) { totalCount } }")
+        if data["all"]["totalCount"] >= count and data["open"]["totalCount"] == 0:
+            break
         time.sleep(0.2)
+    nodes = indexes(url, token)
+    bad = [n for n in nodes if n["state"] != "QUEUED_FOR_PROCESSING"]
+    if bad:
+        raise SystemExit(f"jobs failed: {bad[:3]}")
+    return nodes
 
 
 def cpu_seconds(pid):

@@ -3,7 +3,7 @@
 //! `/.executors/git/` route, so no credential is ever on git's command line, in its config or in
 //! the workspace.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -138,6 +138,8 @@ pub struct Mirrors {
     instance: String,
     /// One fetch per mirror at a time within this process (a file lock orders processes).
     fetching: std::sync::Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>,
+    /// Commits known to be in their mirror, which spares asking git again.
+    present: std::sync::Mutex<HashSet<(PathBuf, String)>>,
 }
 
 impl Mirrors {
@@ -148,6 +150,7 @@ impl Mirrors {
             root,
             instance: instance.to_string(),
             fetching: std::sync::Mutex::new(HashMap::new()),
+            present: std::sync::Mutex::new(HashSet::new()),
         })
     }
 
@@ -176,30 +179,22 @@ impl Mirrors {
         job: &Job,
         target: &Path,
     ) -> Result<PathBuf, ExecutorError> {
-        if job.commit.is_empty() {
-            return Err(ExecutorError::Workspace("the job names no commit".into()));
+        let full_hash = matches!(job.commit.len(), 40 | 64)
+            && job.commit.chars().all(|c| c.is_ascii_hexdigit());
+        if !full_hash {
+            return Err(ExecutorError::Workspace(format!(
+                "the job's commit {:?} is not a full commit hash",
+                job.commit
+            )));
         }
         let mirror = self.mirror_of(&job.repository_name);
-        if !has_commit(&mirror, &job.commit).await {
-            let lock = self
-                .fetching
-                .lock()
-                .map(|mut locks| locks.entry(mirror.clone()).or_default().clone())
-                .map_err(|_| ExecutorError::Workspace("the mirror lock is poisoned".into()))?;
-            let _in_process = lock.lock().await;
-            let _across_processes = lock_file(mirror.with_extension("lock")).await?;
-            if !has_commit(&mirror, &job.commit).await {
-                if !mirror.join("HEAD").exists() {
-                    let text = mirror.to_string_lossy().into_owned();
-                    git(&["init", "--quiet", "--bare", &text], &self.root).await?;
-                }
-                fetch(client, executor, job, &mirror).await?;
-                if !has_commit(&mirror, &job.commit).await {
-                    return Err(ExecutorError::Workspace(format!(
-                        "commit {} is not in {}",
-                        job.commit, job.repository_name
-                    )));
-                }
+        let key = (mirror.clone(), job.commit.clone());
+        let known = self.present.lock().is_ok_and(|p| p.contains(&key));
+        if !known {
+            self.fetch_if_missing(client, executor, job, &mirror)
+                .await?;
+            if let Ok(mut present) = self.present.lock() {
+                present.insert(key.clone());
             }
         }
         let git_dir = target.join(".git");
@@ -223,8 +218,48 @@ impl Mirrors {
             std::fs::write(git_dir.join(name), content)
                 .map_err(|e| ExecutorError::Workspace(format!("{}: {e}", git_dir.display())))?;
         }
-        git(&["read-tree", "-u", "--reset", &job.commit], target).await?;
+        if let Err(e) = git(&["read-tree", "-u", "--reset", &job.commit], target).await {
+            // The mirror may have been removed under us: look again next time.
+            if let Ok(mut present) = self.present.lock() {
+                present.remove(&key);
+            }
+            return Err(e);
+        }
         Ok(mirror)
+    }
+
+    /// Fetches the repository into its mirror unless the mirror has the job's commit already.
+    async fn fetch_if_missing(
+        &self,
+        client: &Client,
+        executor: &str,
+        job: &Job,
+        mirror: &Path,
+    ) -> Result<(), ExecutorError> {
+        if has_commit(mirror, &job.commit).await {
+            return Ok(());
+        }
+        let lock = self
+            .fetching
+            .lock()
+            .map(|mut locks| locks.entry(mirror.to_path_buf()).or_default().clone())
+            .map_err(|_| ExecutorError::Workspace("the mirror lock is poisoned".into()))?;
+        let _in_process = lock.lock().await;
+        let _across_processes = lock_file(mirror.with_extension("lock")).await?;
+        if !has_commit(mirror, &job.commit).await {
+            if !mirror.join("HEAD").exists() {
+                let text = mirror.to_string_lossy().into_owned();
+                git(&["init", "--quiet", "--bare", &text], &self.root).await?;
+            }
+            fetch(client, executor, job, mirror).await?;
+            if !has_commit(mirror, &job.commit).await {
+                return Err(ExecutorError::Workspace(format!(
+                    "commit {} is not in {}",
+                    job.commit, job.repository_name
+                )));
+            }
+        }
+        Ok(())
     }
 }
 
