@@ -292,6 +292,18 @@ impl Searcher {
                 || (basic.pattern.is_none()
                     && !basic.scopes.has_file_filters()
                     && basic.scopes.revisions.is_empty());
+            // Default branches whose index is current are searched from the index; the rest
+            // (other revisions, indexes not yet current) from git.
+            let catalog = match &self.index {
+                Some((catalog, config))
+                    if config.current().search_index_enabled()
+                        && basic.scopes.revisions.is_empty() =>
+                {
+                    Some(catalog)
+                }
+                _ => None,
+            };
+            let mut indexed = Vec::new();
             for repo in candidates {
                 if repo_search {
                     results.repo_name_match(repo, basic);
@@ -300,6 +312,19 @@ impl Searcher {
                 results.repositories.insert(repo.id);
                 if repo.clone_status != CloneStatus::Cloned {
                     results.unavailable(repo);
+                    continue;
+                }
+                let current = catalog
+                    .zip(repo.head_commit.as_ref())
+                    .and_then(|(c, head)| c.get(repo.id).filter(|index| &index.commit == head));
+                if let Some(index) = current {
+                    let target = Target {
+                        repo_id: repo.id,
+                        repo: repo.name.clone(),
+                        commit: index.commit.clone(),
+                        branch: None,
+                    };
+                    indexed.push((target, index));
                     continue;
                 }
                 let revisions: Vec<Option<String>> = if basic.scopes.revisions.is_empty() {
@@ -316,6 +341,9 @@ impl Searcher {
                         found_tx.clone(),
                     ));
                 }
+            }
+            if !indexed.is_empty() {
+                self.scan_indexes(indexed, scan.clone(), &cancel, &found_tx);
             }
         }
         drop(found_tx);
@@ -384,47 +412,29 @@ impl Searcher {
             let prepared = prepare(&scan_target, file, text, select, context_lines);
             sender.blocking_send(Found::File(prepared)).is_ok()
         };
-        let current_index = match (&self.index, &revision) {
-            (Some((catalog, config)), None) if config.current().search_index_enabled() => {
-                let index = catalog.get(repo.id).filter(|index| index.commit == commit);
-                if index.is_none() {
-                    let _ = found.send(Found::Unindexed(repo.name.clone())).await;
-                }
-                index
-            }
-            _ => None,
+        // Only default branches whose index is not current come here with an index enabled.
+        if let (Some((_, config)), None) = (&self.index, &revision)
+            && config.current().search_index_enabled()
+        {
+            let _ = found.send(Found::Unindexed(repo.name.clone())).await;
+        }
+        let stream = match self.git.archive(&repo.name, &commit).await {
+            Ok(stream) => stream,
+            Err(e) => return report(&found, "repository-missing", &repo.name, e).await,
         };
-        let scanned = if let Some(index) = current_index {
-            tokio::task::spawn_blocking(move || {
-                index::search(
-                    &index,
-                    &scan.query,
-                    scan.case_sensitive,
-                    &|| stop.is_cancelled(),
-                    &emit,
-                )
-                .map_err(|e| e.to_string())
-            })
-            .await
-        } else {
-            let stream = match self.git.archive(&repo.name, &commit).await {
-                Ok(stream) => stream,
-                Err(e) => return report(&found, "repository-missing", &repo.name, e).await,
-            };
-            let reader = SyncIoBridge::new(StreamReader::new(stream));
-            let max_file_size = self.max_file_size;
-            tokio::task::spawn_blocking(move || {
-                archive::scan(
-                    reader,
-                    &scan.query,
-                    max_file_size,
-                    &|| stop.is_cancelled(),
-                    &mut { emit },
-                )
-                .map_err(|e| e.to_string())
-            })
-            .await
-        };
+        let reader = SyncIoBridge::new(StreamReader::new(stream));
+        let max_file_size = self.max_file_size;
+        let scanned = tokio::task::spawn_blocking(move || {
+            archive::scan(
+                reader,
+                &scan.query,
+                max_file_size,
+                &|| stop.is_cancelled(),
+                &mut { emit },
+            )
+            .map_err(|e| e.to_string())
+        })
+        .await;
         let report = match scanned {
             Ok(Ok(stats)) => Found::Finished(stats),
             Ok(Err(e)) if !cancel.is_cancelled() => Found::Problem {
@@ -438,6 +448,84 @@ impl Searcher {
             },
         };
         let _ = found.send(report).await;
+    }
+
+    /// Searches current indexes on a few blocking threads that take repositories in turn, so a
+    /// query over many small repositories costs one thread hand-off per thread rather than one
+    /// per repository. Each repository is searched under a permit, so concurrent searches still
+    /// take turns.
+    fn scan_indexes(
+        &self,
+        work: Vec<(Target, Arc<index::RepoIndex>)>,
+        scan: Arc<Scan>,
+        cancel: &CancellationToken,
+        found: &mpsc::Sender<Found>,
+    ) {
+        let work = Arc::new(work);
+        let cursor = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        for _ in 0..cores.min(work.len()) {
+            let (work, cursor, scan) = (work.clone(), cursor.clone(), scan.clone());
+            let (cancel, found, permits) = (cancel.clone(), found.clone(), self.permits.clone());
+            let runtime = tokio::runtime::Handle::current();
+            tokio::task::spawn_blocking(move || {
+                search_indexes(&work, &cursor, &scan, &cancel, &found, &|| {
+                    permits.clone().try_acquire_owned().ok().or_else(|| {
+                        runtime.block_on(async {
+                            tokio::select! {
+                                permit = permits.clone().acquire_owned() => permit.ok(),
+                                _ = cancel.cancelled() => None,
+                            }
+                        })
+                    })
+                })
+            });
+        }
+    }
+}
+
+/// Takes repositories from `work` in turn and searches each one's index.
+fn search_indexes(
+    work: &[(Target, Arc<index::RepoIndex>)],
+    cursor: &std::sync::atomic::AtomicUsize,
+    scan: &Scan,
+    cancel: &CancellationToken,
+    found: &mpsc::Sender<Found>,
+    permit: &dyn Fn() -> Option<tokio::sync::OwnedSemaphorePermit>,
+) {
+    use std::sync::atomic::Ordering;
+    loop {
+        let Some(_permit) = permit() else {
+            return;
+        };
+        let next = cursor.fetch_add(1, Ordering::Relaxed);
+        let Some((target, repo_index)) = work.get(next) else {
+            return;
+        };
+        if cancel.is_cancelled() {
+            return;
+        }
+        let emit = |file, text: &[u8]| {
+            let prepared = prepare(target, file, text, scan.select, scan.context_lines);
+            found.blocking_send(Found::File(prepared)).is_ok()
+        };
+        let report = match index::search(
+            repo_index,
+            &scan.query,
+            scan.case_sensitive,
+            &|| cancel.is_cancelled(),
+            &emit,
+        ) {
+            Ok(stats) => Found::Finished(stats),
+            Err(_) if cancel.is_cancelled() => return,
+            Err(e) => Found::Problem {
+                reason: "repository-missing",
+                message: format!("{}: {e}", target.repo),
+            },
+        };
+        if found.blocking_send(report).is_err() {
+            return;
+        }
     }
 }
 

@@ -123,22 +123,40 @@ fn of_hir(hir: &Hir) -> Required {
     }
 }
 
+/// A guess at how rare a trigram is in source code, from its (folded) bytes: letters common in
+/// identifiers and prose count for nothing, digits, rare letters and most punctuation for more.
+fn rarity(trigram: u32) -> u32 {
+    [trigram >> 16, trigram >> 8, trigram]
+        .iter()
+        .map(|&byte| match byte as u8 {
+            b'e' | b't' | b'a' | b'o' | b'i' | b'n' | b's' | b'r' | b'h' | b'l' | b'c' | b'd'
+            | b'u' | b' ' => 0,
+            b'm' | b'p' | b'f' | b'g' | b'y' | b'w' | b'b' | b'v' | b'k' | b'_' | b'.' | b','
+            | b'(' | b')' | b';' | b'\t' => 1,
+            _ => 2,
+        })
+        .sum()
+}
+
 fn lookup(shard: &Shard, required: &Required, case_sensitive: bool) -> Result<DocSet, IndexError> {
     Ok(match required {
         Required::Anything => DocSet::All,
         Required::Literal(bytes) => {
-            let trigrams = of_literal(bytes, case_sensitive);
+            let mut trigrams = of_literal(bytes, case_sensitive);
             if trigrams.is_empty() {
                 return Ok(DocSet::All);
             }
-            // A trigram the shard lacks settles it without reading anything; otherwise the
-            // rarest lists are read first, and reading stops once the intersection is empty.
-            let mut counted: Vec<(u32, u32)> = trigrams
-                .iter()
-                .map(|&t| (shard.posting_count(t), t))
-                .collect();
-            if counted.iter().any(|&(count, _)| count == 0) {
-                return Ok(DocSet::Some(Vec::new()));
+            // A trigram the shard lacks settles it without reading anything, so the trigrams
+            // likeliest to be missing are looked up first and the first one missing ends it;
+            // otherwise the rarest lists are read first, and reading stops once the
+            // intersection is empty.
+            trigrams.sort_by_key(|&t| std::cmp::Reverse(rarity(t)));
+            let mut counted: Vec<(u32, u32)> = Vec::with_capacity(trigrams.len());
+            for trigram in trigrams {
+                match shard.posting_count(trigram) {
+                    0 => return Ok(DocSet::Some(Vec::new())),
+                    count => counted.push((count, trigram)),
+                }
             }
             counted.sort_unstable();
             let mut docs = shard.postings(counted[0].1)?;
@@ -263,6 +281,15 @@ mod tests {
         assert!(!narrows_query("/0x[0-9a-f]{16}/"));
         assert!(!narrows_query("needle or fn"));
         assert!(!narrows_query("-content:needle"));
+    }
+
+    #[test]
+    fn rare_looking_trigrams_are_looked_up_first() {
+        use crate::index::trigram::pack;
+        let of = |t: &[u8; 3]| rarity(pack(t[0], t[1], t[2]));
+        assert!(of(b"EVP") > of(b"ent"));
+        assert!(of(b"x86") > of(b"_ct"));
+        assert!(of(b"_ct") > of(b"the"));
     }
 
     #[test]
