@@ -352,6 +352,12 @@ pub async fn validate(config: &Config) -> Result<(), Vec<String>> {
             problems.push("no cgroup v1 memory controller nor cgroup v2 tree under /sys/fs/cgroup: step limits cannot be set".into());
         }
     }
+    if config.runtime == Runtime::Sandbox
+        && config.rootfs == RootFs::Image
+        && let Err(e) = quarry_images::ImageStore::new(config.images.clone())
+    {
+        problems.push(format!("images: {e}"));
+    }
     if std::process::Command::new("git")
         .arg("--version")
         .output()

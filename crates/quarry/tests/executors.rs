@@ -508,6 +508,7 @@ async fn executor_validate_says_what_is_wrong() {
         )
         .env("EXECUTOR_FRONTEND_PASSWORD", "x")
         .env("EXECUTOR_QUEUE_NAME", "codeintel")
+        .env("EXECUTOR_DOCKER_AUTH_CONFIG", "{not json")
         .output()
         .expect("run");
     assert_eq!(output.status.code(), Some(1));
@@ -516,4 +517,28 @@ async fn executor_validate_says_what_is_wrong() {
         errors.contains("/.executors/test/auth") && errors.contains("cannot reach"),
         "{errors}"
     );
+    if common::executor_runtime() == "bubblewrap" {
+        assert!(
+            errors.contains("the Docker auth config is not valid"),
+            "{errors}"
+        );
+    }
+    // Bad values of the new variables are named.
+    for (name, value) in [
+        ("EXECUTOR_SANDBOX_ROOTFS", "chroot"),
+        ("EXECUTOR_JOB_NETWORK", "sometimes"),
+        ("EXECUTOR_DOCKER_REGISTRY_MIRROR_URL", "mirror.local"),
+    ] {
+        let output = Command::new(common::binary())
+            .args(["executor", "validate"])
+            .env("EXECUTOR_FRONTEND_URL", "http://127.0.0.1:1")
+            .env("EXECUTOR_FRONTEND_PASSWORD", "x")
+            .env("EXECUTOR_QUEUE_NAME", "codeintel")
+            .env(name, value)
+            .output()
+            .expect("run");
+        assert_eq!(output.status.code(), Some(1));
+        let errors = String::from_utf8_lossy(&output.stderr);
+        assert!(errors.contains(name), "{name}: {errors}");
+    }
 }
