@@ -41,6 +41,28 @@ fn start_executor(
         .expect("start quarry executor run")
 }
 
+/// Serves the repository under `code` with this site configuration; answers the instance and
+/// the repository's GraphQL id once it is cloned.
+async fn serve(
+    work: &std::path::Path,
+    code: &std::path::Path,
+    site: &Value,
+    database: &Database,
+) -> (Instance, String) {
+    let config = work.join("site.json");
+    std::fs::write(&config, site.to_string()).expect("config");
+    let mut args = vec![
+        code.display().to_string(),
+        "--site-config".into(),
+        config.display().to_string(),
+    ];
+    args.extend(database.args());
+    let instance = Instance::serve(&work.join("data"), &args, &[]).await;
+    let repos = instance.wait_settled(1).await;
+    let repo_id = repos[0]["id"].as_str().expect("id").to_string();
+    (instance, repo_id)
+}
+
 async fn precise_indexes(instance: &Instance) -> Vec<Value> {
     let data = instance
         .data(
@@ -130,21 +152,11 @@ async fn an_executor_indexes_a_typescript_repository_and_uploads_the_index() {
             "first",
         )
         .expect("commit");
-        let config = work.path().join("site.json");
         let site = json!({
             "executors.accessToken": SECRET,
             "executors.pools": [{ "name": "linux", "queue": "codeintel", "jobs_per_instance_scaling": 1, "min_replicas": 0, "max_replicas": 5 }],
         });
-        std::fs::write(&config, site.to_string()).expect("config");
-        let mut args = vec![
-            code.display().to_string(),
-            "--site-config".into(),
-            config.display().to_string(),
-        ];
-        args.extend(database.args());
-        let instance = Instance::serve(&work.path().join("data"), &args, &[]).await;
-        let repos = instance.wait_settled(1).await;
-        let repo_id = repos[0]["id"].as_str().expect("id").to_string();
+        let (instance, repo_id) = serve(work.path(), &code, &site, &database).await;
 
         let queue = "mutation($repo: ID!, $config: String) { queueAutoIndexJobsForRepo(repository: $repo, configuration: $config) { id state inputIndexer } }";
         let working = json!({ "index_jobs": [{
@@ -411,19 +423,10 @@ async fn steps_run_on_their_image_with_the_network_their_queue_allows() {
         let repo = TestRepo::init(&work.path().join("code/app")).expect("init");
         repo.commit(&[("README.md", "app\n")], "first")
             .expect("commit");
-        let config = work.path().join("site.json");
         let site =
             json!({ "executors.accessToken": SECRET, "executors.jobNetwork": ["codeintel"] });
-        std::fs::write(&config, site.to_string()).expect("config");
-        let mut args = vec![
-            work.path().join("code").display().to_string(),
-            "--site-config".into(),
-            config.display().to_string(),
-        ];
-        args.extend(database.args());
-        let instance = Instance::serve(&work.path().join("data"), &args, &[]).await;
-        let repos = instance.wait_settled(1).await;
-        let repo_id = repos[0]["id"].as_str().expect("id").to_string();
+        let (instance, repo_id) =
+            serve(work.path(), &work.path().join("code"), &site, &database).await;
         let queue = "mutation($repo: ID!, $config: String) { queueAutoIndexJobsForRepo(repository: $repo, configuration: $config) { id } }";
         let image = format!("oci:{}:v1", layout.display());
         let on_image = json!({ "index_jobs": [{
