@@ -57,15 +57,17 @@ def indexes(url, token):
 
 
 def wait_done(url, token, count):
-    """Waits until `count` jobs exist and none is queued or running (polling a count only, so the
-    wait costs the instance little), then reads them all once."""
+    """Waits until none of the `count` jobs, all queued already, is queued or running (polling a
+    count only, so the wait costs the instance little), then reads them all once."""
     while True:
-        data = graphql(url, token, "{ all: preciseIndexes(first: 1) { totalCount } "
-                                   "open: preciseIndexes(states: [QUEUED_FOR_INDEXING, INDEXING], first: 1) { totalCount } }")
-        if data["all"]["totalCount"] >= count and data["open"]["totalCount"] == 0:
+        data = graphql(url, token, "{ preciseIndexes(states: [QUEUED_FOR_INDEXING, INDEXING], first: 1) "
+                                   "{ totalCount } }")
+        if data["preciseIndexes"]["totalCount"] == 0:
             break
-        time.sleep(0.2)
+        time.sleep(0.25)
     nodes = indexes(url, token)
+    if len(nodes) < count:
+        raise SystemExit(f"{len(nodes)} jobs listed, {count} queued")
     bad = [n for n in nodes if n["state"] != "QUEUED_FOR_PROCESSING"]
     if bad:
         raise SystemExit(f"jobs failed: {bad[:3]}")
