@@ -8,7 +8,7 @@ use regex_syntax::hir::{Hir, HirKind};
 
 use super::IndexError;
 use super::format::Shard;
-use super::trigram::of_literal;
+use super::trigram::{allowed_starts, of_literal, positions_in_literal};
 use crate::query::{Atom, Expr, Scope};
 
 /// A set of document numbers.
@@ -42,6 +42,30 @@ fn intersect(a: &[u32], b: &[u32]) -> Vec<u32> {
             std::cmp::Ordering::Greater => j += 1,
             std::cmp::Ordering::Equal => {
                 out.push(a[i]);
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out
+}
+
+/// The documents in both lists, keeping the starts both allow; those left with none go.
+fn intersect_starts(
+    docs: &[(u32, u8)],
+    postings: &[(u32, u8)],
+    starts: impl Fn(u8) -> u8,
+) -> Vec<(u32, u8)> {
+    let (mut i, mut j, mut out) = (0, 0, Vec::new());
+    while i < docs.len() && j < postings.len() {
+        match docs[i].0.cmp(&postings[j].0) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                let possible = docs[i].1 & starts(postings[j].1);
+                if possible != 0 {
+                    out.push((docs[i].0, possible));
+                }
                 i += 1;
                 j += 1;
             }
@@ -148,8 +172,8 @@ fn lookup(shard: &Shard, required: &Required, case_sensitive: bool) -> Result<Do
             }
             // A trigram the shard lacks settles it without reading anything, so the trigrams
             // likeliest to be missing are looked up first and the first one missing ends it;
-            // otherwise the rarest lists are read first, and reading stops once the
-            // intersection is empty.
+            // otherwise the rarest lists are read first, and reading stops once no document
+            // is left.
             trigrams.sort_by_key(|&t| std::cmp::Reverse(rarity(t)));
             let mut counted: Vec<(u32, u32)> = Vec::with_capacity(trigrams.len());
             for trigram in trigrams {
@@ -159,14 +183,33 @@ fn lookup(shard: &Shard, required: &Required, case_sensitive: bool) -> Result<Do
                 }
             }
             counted.sort_unstable();
-            let mut docs = shard.postings(counted[0].1)?;
+            // Each document keeps the starts (mod 8) at which the literal could be, as far as
+            // the trigrams read so far say; one with none left cannot hold it.
+            let positions = positions_in_literal(bytes, case_sensitive);
+            let starts = |trigram: u32, mask: u8| -> u8 {
+                allowed_starts(
+                    mask,
+                    positions
+                        .iter()
+                        .filter(|(t, _)| *t == trigram)
+                        .map(|(_, offset)| *offset),
+                )
+            };
+            let mut docs: Vec<(u32, u8)> = shard
+                .postings(counted[0].1)?
+                .into_iter()
+                .map(|(doc, mask)| (doc, starts(counted[0].1, mask)))
+                .filter(|&(_, possible)| possible != 0)
+                .collect();
             for &(_, trigram) in &counted[1..] {
                 if docs.is_empty() {
                     break;
                 }
-                docs = intersect(&docs, &shard.postings(trigram)?);
+                docs = intersect_starts(&docs, &shard.postings(trigram)?, |mask| {
+                    starts(trigram, mask)
+                });
             }
-            DocSet::Some(docs)
+            DocSet::Some(docs.into_iter().map(|(doc, _)| doc).collect())
         }
         Required::All(parts) => {
             let mut set = DocSet::All;
@@ -281,6 +324,56 @@ mod tests {
         assert!(!narrows_query("/0x[0-9a-f]{16}/"));
         assert!(!narrows_query("needle or fn"));
         assert!(!narrows_query("-content:needle"));
+    }
+
+    #[test]
+    fn positions_rule_out_documents_with_the_trigrams_in_another_order() {
+        use crate::index::format::ShardBuilder;
+        let texts: [&[u8]; 4] = [
+            b"pub struct Config { x: u8 }\n",
+            b"pub struct Other;\nimpl Config for Other {}\n",
+            b"// a struct Config that is pub\npub struct X;\n",
+            b"nothing here\n",
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let mut builder = ShardBuilder::default();
+        for (i, text) in texts.iter().enumerate() {
+            builder
+                .add(
+                    format!("{i}.rs"),
+                    format!("{i:040}"),
+                    text.len() as u64,
+                    0,
+                    text,
+                )
+                .unwrap();
+        }
+        let path = dir.path().join("0.qix");
+        builder.write(&path).unwrap();
+        let shard = Shard::open(&path).unwrap();
+        let candidates = |literal: &str, case_sensitive: bool| {
+            lookup(&shard, &lit(literal), case_sensitive).unwrap()
+        };
+        // Documents 1 and 2 hold every trigram of the phrase, never in its order.
+        assert_eq!(candidates("pub struct Config", true), DocSet::Some(vec![0]));
+        assert_eq!(
+            candidates("PUB STRUCT CONFIG", false),
+            DocSet::Some(vec![0])
+        );
+        // No literal of any text is ever ruled out of its own document.
+        for (doc, text) in texts.iter().enumerate() {
+            for start in 0..text.len() {
+                for end in start + 3..=text.len() {
+                    let literal = String::from_utf8_lossy(&text[start..end]).into_owned();
+                    match candidates(&literal, true) {
+                        DocSet::All => {}
+                        DocSet::Some(docs) => {
+                            assert!(docs.contains(&(doc as u32)), "{literal:?} in {doc}")
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]

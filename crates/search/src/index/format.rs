@@ -6,7 +6,7 @@
 //! shards then made the process hold over 200 MB of index it had barely read. Read, the same
 //! bytes stay in the page cache (shared and evictable) and out of the process's resident memory.
 //!
-//! Layout (version 1, little endian):
+//! Layout (version 2, little endian):
 //!
 //! | part | contents |
 //! |---|---|
@@ -15,7 +15,7 @@
 //! | block table | per block: file offset `u64`, compressed length `u32`, text length `u32`, CRC-32 of the text `u32` |
 //! | documents | per document, varints: path length and bytes, object id length and bytes, size, flags, block, offset in block |
 //! | dictionary | sorted entries: trigram `u32`, document count `u32`, postings offset `u64` |
-//! | postings | per trigram, delta-coded varint document numbers |
+//! | postings | per trigram, per document: the delta-coded varint document number, then a byte whose bit `p % 8` is set when the trigram starts at some byte `p` of the text (a literal's trigrams must then agree on a start) |
 //! | footer | offsets of block table, documents, dictionary, postings and end `u64` each; block, document and dictionary counts `u32` each; CRC-32 of block table + documents + dictionary `u32`; `QIDXFOOT` |
 //!
 //! A shard is written to a temporary file, flushed to disk and renamed into place, so a reader
@@ -30,7 +30,9 @@ use std::path::Path;
 use super::IndexError;
 use super::trigram::{Trigram, TrigramSet};
 
-pub const FORMAT_VERSION: u32 = 1;
+/// Version 2 added the position byte of each posting; version 1 shards are still read (their
+/// postings allow any start).
+pub const FORMAT_VERSION: u32 = 2;
 const HEADER_MAGIC: &[u8; 8] = b"QUARRYIX";
 const FOOTER_MAGIC: &[u8; 8] = b"QIDXFOOT";
 const HEADER_LEN: u64 = 16;
@@ -122,9 +124,14 @@ impl ShardBuilder {
         let offset = self.pending.len() as u32;
         self.pending.extend_from_slice(text);
         self.text_bytes += text.len() as u64;
-        for &trigram in self.trigrams.collect(text) {
-            self.pairs
-                .push((u64::from(trigram) << 32) | u64::from(doc_id));
+        let trigrams = &mut self.trigrams;
+        let found = trigrams.collect(text).to_vec();
+        for trigram in found {
+            self.pairs.push(
+                (u64::from(trigram) << 40)
+                    | (u64::from(doc_id) << 8)
+                    | u64::from(trigrams.mask(trigram)),
+            );
         }
         self.docs.push(Doc {
             path,
@@ -193,13 +200,14 @@ impl ShardBuilder {
         let mut postings = Vec::new();
         let mut i = 0;
         while i < self.pairs.len() {
-            let trigram = (self.pairs[i] >> 32) as u32;
+            let trigram = (self.pairs[i] >> 40) as u32;
             let start = postings.len() as u64;
             let mut previous = 0u32;
             let mut count = 0u32;
-            while i < self.pairs.len() && (self.pairs[i] >> 32) as u32 == trigram {
-                let doc = self.pairs[i] as u32;
+            while i < self.pairs.len() && (self.pairs[i] >> 40) as u32 == trigram {
+                let doc = (self.pairs[i] >> 8) as u32;
                 put_varint(&mut postings, u64::from(doc - previous));
+                postings.push(self.pairs[i] as u8);
                 previous = doc;
                 count += 1;
                 i += 1;
@@ -230,12 +238,12 @@ impl ShardBuilder {
     }
 }
 
-/// Sorts (trigram << 32 | document) pairs by trigram, keeping the order of documents within a
-/// trigram (they were added in increasing order): a stable radix sort over the trigram's three
-/// bytes, several times faster than a comparison sort on this many pairs.
+/// Sorts (trigram << 40 | document << 8 | position mask) postings by trigram, keeping the order
+/// of documents within a trigram (they were added in increasing order): a stable radix sort over
+/// the trigram's three bytes, several times faster than a comparison sort on this many.
 fn sort_by_trigram(pairs: &mut Vec<u64>) {
     let mut scratch = vec![0u64; pairs.len()];
-    for shift in [32u32, 40, 48] {
+    for shift in [40u32, 48, 56] {
         let mut counts = [0usize; 257];
         for &pair in pairs.iter() {
             counts[((pair >> shift) & 0xff) as usize + 1] += 1;
@@ -288,6 +296,8 @@ pub struct Shard {
     postings_off: u64,
     postings_end: u64,
     text_bytes: u64,
+    /// Whether postings carry position masks (version 2 on); version 1 postings allow any start.
+    positions: bool,
 }
 
 impl std::fmt::Debug for Shard {
@@ -335,7 +345,7 @@ impl Shard {
             return Err(corrupt("not a shard"));
         }
         let version = read_u32(&header, 8);
-        if version != FORMAT_VERSION {
+        if !(1..=FORMAT_VERSION).contains(&version) {
             return Err(IndexError::Version(version));
         }
         let footer = read_at(&file, len - FOOTER_LEN as u64, FOOTER_LEN)?;
@@ -447,6 +457,7 @@ impl Shard {
             postings_off,
             postings_end: end,
             text_bytes,
+            positions: version >= 2,
         })
     }
 
@@ -489,8 +500,9 @@ impl Shard {
         }
     }
 
-    /// The documents that contain a trigram, ascending.
-    pub fn postings(&self, trigram: Trigram) -> Result<Vec<u32>, IndexError> {
+    /// The documents that contain a trigram, ascending, each with the trigram's position mask
+    /// in it (bit `p % 8` for a start at byte `p`).
+    pub fn postings(&self, trigram: Trigram) -> Result<Vec<(u32, u8)>, IndexError> {
         let Ok(i) = self.trigrams.binary_search(&trigram) else {
             return Ok(Vec::new());
         };
@@ -510,7 +522,15 @@ impl Shard {
         for _ in 0..count {
             doc += get_varint(&bytes, &mut cursor)
                 .ok_or_else(|| IndexError::Corrupt("truncated postings".into()))?;
-            out.push(doc as u32);
+            let mask = if self.positions {
+                cursor += 1;
+                *bytes
+                    .get(cursor - 1)
+                    .ok_or_else(|| IndexError::Corrupt("truncated postings".into()))?
+            } else {
+                0xff
+            };
+            out.push((doc as u32, mask));
         }
         Ok(out)
     }
@@ -577,11 +597,11 @@ mod tests {
                 state = state
                     .wrapping_mul(6364136223846793005)
                     .wrapping_add(1442695040888963407);
-                pairs.push(((state >> 40) & 0xff_ffff) << 32 | doc);
+                pairs.push(((state >> 40) & 0xff_ffff) << 40 | doc << 8 | (state & 0xff));
             }
         }
         let mut expected = pairs.clone();
-        expected.sort_by_key(|p| p >> 32);
+        expected.sort_by_key(|p| p >> 40);
         sort_by_trigram(&mut pairs);
         assert_eq!(pairs, expected);
     }
@@ -592,8 +612,12 @@ mod tests {
         let shard = Shard::open(&build(dir.path())).unwrap();
         assert_eq!(shard.docs().len(), 4);
         assert_eq!(shard.docs()[1].flags, FLAG_BINARY);
-        assert_eq!(shard.postings(pack(b'f', b'n', b' ')).unwrap(), [0, 3]);
-        assert_eq!(shard.postings(pack(b'N', b'E', b'E')).unwrap(), [2]);
+        // `fn ` starts at byte 0 of both documents.
+        assert_eq!(
+            shard.postings(pack(b'f', b'n', b' ')).unwrap(),
+            [(0, 1), (3, 1)]
+        );
+        assert_eq!(shard.postings(pack(b'N', b'E', b'E')).unwrap().len(), 1);
         assert!(shard.postings(pack(b'z', b'z', b'z')).unwrap().is_empty());
         let rs = regex::bytes::RegexBuilder::new(r"\.rs$")
             .multi_line(true)

@@ -55,7 +55,7 @@ impl RepoIndex {
         };
         let manifest: Manifest = serde_json::from_str(&text)
             .map_err(|e| IndexError::Corrupt(format!("{}: {e}", manifest_path.display())))?;
-        if manifest.version != FORMAT_VERSION {
+        if !(1..=FORMAT_VERSION).contains(&manifest.version) {
             return Err(IndexError::Version(manifest.version));
         }
         let mut shards = Vec::new();

@@ -12,16 +12,18 @@ pub fn pack(a: u8, b: u8, c: u8) -> Trigram {
         | u32::from(c.to_ascii_lowercase())
 }
 
-/// Collects the distinct trigrams of texts, reusing its memory between texts.
+/// Collects the distinct trigrams of texts with where they occur, reusing its memory between
+/// texts. Where is a position mask: bit `p % 8` is set for a trigram starting at byte `p`.
 pub struct TrigramSet {
-    seen: Vec<u64>,
+    /// Per trigram, its position mask in the current text (zero: absent).
+    masks: Vec<u8>,
     found: Vec<Trigram>,
 }
 
 impl Default for TrigramSet {
     fn default() -> Self {
         TrigramSet {
-            seen: vec![0; (1 << 24) / 64],
+            masks: vec![0; 1 << 24],
             found: Vec::new(),
         }
     }
@@ -31,13 +33,13 @@ impl TrigramSet {
     /// The distinct trigrams of `text`, in no particular order.
     pub fn collect(&mut self, text: &[u8]) -> &[Trigram] {
         for &t in &self.found {
-            self.seen[(t >> 6) as usize] = 0;
+            self.masks[t as usize] = 0;
         }
         self.found.clear();
         // A rolling trigram: the last three folded bytes, and how many bytes since a newline.
         let mut t: u32 = 0;
         let mut run = 0usize;
-        for &byte in text {
+        for (at, &byte) in text.iter().enumerate() {
             if byte == b'\n' {
                 run = 0;
                 continue;
@@ -47,13 +49,19 @@ impl TrigramSet {
             if run < 3 {
                 continue;
             }
-            let (word, bit) = ((t >> 6) as usize, 1u64 << (t & 63));
-            if self.seen[word] & bit == 0 {
-                self.seen[word] |= bit;
+            let mask = &mut self.masks[t as usize];
+            if *mask == 0 {
                 self.found.push(t);
             }
+            // The trigram started two bytes back.
+            *mask |= 1 << ((at - 2) & 7);
         }
         &self.found
+    }
+
+    /// Where a trigram of the last collected text occurs (see [`TrigramSet`]).
+    pub fn mask(&self, trigram: Trigram) -> u8 {
+        self.masks[trigram as usize]
     }
 }
 
@@ -68,6 +76,30 @@ pub fn of_literal(literal: &[u8], case_sensitive: bool) -> Vec<Trigram> {
     out.sort_unstable();
     out.dedup();
     out
+}
+
+/// The trigrams of a literal with their offsets in it, for checking where they occur: none when
+/// offsets in a matching text could differ (without case, a non-ASCII character may match one of
+/// another length).
+pub fn positions_in_literal(literal: &[u8], case_sensitive: bool) -> Vec<(Trigram, usize)> {
+    if !case_sensitive && !literal.is_ascii() {
+        return Vec::new();
+    }
+    literal
+        .windows(3)
+        .enumerate()
+        .filter(|(_, w)| !w.contains(&b'\n'))
+        .map(|(at, w)| (pack(w[0], w[1], w[2]), at))
+        .collect()
+}
+
+/// The starts (mod 8, as a mask) a literal may have in a text, as far as one of its trigrams
+/// says: the trigram's position mask in the text, turned back by each offset at which the
+/// literal holds it. A text holds the literal only if all its trigrams allow a common start.
+pub fn allowed_starts(mask: u8, offsets: impl IntoIterator<Item = usize>) -> u8 {
+    offsets.into_iter().fold(0xff, |allowed, offset| {
+        allowed & mask.rotate_right((offset & 7) as u32)
+    })
 }
 
 #[cfg(test)]
@@ -91,6 +123,32 @@ mod tests {
         assert_eq!(found, expected);
         // The scratch space is reset between texts.
         assert_eq!(set.collect(b"xyz"), [pack(b'x', b'y', b'z')]);
+    }
+
+    #[test]
+    fn masks_say_where_trigrams_start_and_literals_check_them() {
+        let mut set = TrigramSet::default();
+        let text = b"0123456789 needle, hay; nee dle needs";
+        set.collect(text);
+        // `nee` starts at 11, 24 and 32: bits 3 and 0.
+        assert_eq!(set.mask(pack(b'n', b'e', b'e')), 0b0000_1001);
+        let check = |literal: &[u8]| {
+            positions_in_literal(literal, true)
+                .into_iter()
+                .fold(0xff, |shared, (t, at)| {
+                    shared & allowed_starts(set.mask(t), [at])
+                })
+                != 0
+        };
+        // Every substring of the text passes; a literal whose trigrams all occur, but never
+        // in this order and spacing, does not.
+        for start in 0..text.len() {
+            for end in start + 3..=text.len() {
+                assert!(check(&text[start..end]), "{:?}", &text[start..end]);
+            }
+        }
+        assert!(!check(b"needle needs"));
+        assert!(positions_in_literal("né".as_bytes(), false).is_empty());
     }
 
     #[test]
