@@ -42,6 +42,14 @@ pub struct ScanStats {
     pub too_large: SkippedFiles,
 }
 
+impl ScanStats {
+    pub fn merge(&mut self, other: &ScanStats) {
+        self.files_searched += other.files_searched;
+        self.binary.merge(&other.binary);
+        self.too_large.merge(&other.too_large);
+    }
+}
+
 /// Searches every file of a tar stream that passes the query's file filters. Binary files (a NUL
 /// byte in the first 8 KB) and files over `max_file_size` have their contents skipped (their
 /// paths can still match) and are counted. Stops early when `on_match` returns false or `stop`

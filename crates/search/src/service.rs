@@ -34,6 +34,8 @@ const MAX_BATCH: usize = 5000;
 /// Prepared results waiting for the sender; small, so that scanning threads wait for a slow
 /// client instead of piling up results in memory.
 const FOUND_QUEUE: usize = 32;
+/// Repositories an index worker searches before it reports their statistics together.
+const STATS_BATCH: usize = 64;
 /// How often progress is reported while a search runs.
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
 /// The most facets of each kind in the `filters` event.
@@ -494,12 +496,19 @@ fn search_indexes(
     permit: &dyn Fn() -> Option<tokio::sync::OwnedSemaphorePermit>,
 ) {
     use std::sync::atomic::Ordering;
+    // Statistics go to the search in batches: a message per repository would wake it hundreds
+    // of times for a query that finds nothing.
+    let mut finished = ScanStats::default();
+    let mut unsent = 0;
     loop {
         let Some(_permit) = permit() else {
             return;
         };
         let next = cursor.fetch_add(1, Ordering::Relaxed);
         let Some((target, repo_index)) = work.get(next) else {
+            if unsent > 0 {
+                let _ = found.blocking_send(Found::Finished(finished));
+            }
             return;
         };
         if cancel.is_cancelled() {
@@ -516,7 +525,15 @@ fn search_indexes(
             &|| cancel.is_cancelled(),
             &emit,
         ) {
-            Ok(stats) => Found::Finished(stats),
+            Ok(stats) => {
+                finished.merge(&stats);
+                unsent += 1;
+                if unsent < STATS_BATCH {
+                    continue;
+                }
+                unsent = 0;
+                Found::Finished(std::mem::take(&mut finished))
+            }
             Err(_) if cancel.is_cancelled() => return,
             Err(e) => Found::Problem {
                 reason: "repository-missing",

@@ -260,6 +260,22 @@ fn sort_by_trigram(pairs: &mut Vec<u64>) {
     }
 }
 
+/// Bits of a shard's presence map.
+const PRESENCE_BITS: usize = 1 << 16;
+
+fn presence_bit(trigram: Trigram) -> usize {
+    (trigram.wrapping_mul(0x9E37_79B1) >> 16) as usize % PRESENCE_BITS
+}
+
+fn presence_bits(trigrams: &[Trigram]) -> Vec<u64> {
+    let mut bits = vec![0u64; PRESENCE_BITS / 64];
+    for &trigram in trigrams {
+        let bit = presence_bit(trigram);
+        bits[bit / 64] |= 1 << (bit % 64);
+    }
+    bits
+}
+
 /// Writes a file so that it is either absent or complete, even across a crash.
 pub fn write_atomically(path: &Path, data: &[u8]) -> Result<(), IndexError> {
     let tmp = path.with_extension(format!("tmp{:08x}", fastrand::u32(..)));
@@ -291,6 +307,9 @@ pub struct Shard {
     /// The dictionary, held in memory (12 bytes a trigram): a trigram absent from the shard costs
     /// no read at all, and a present one a single read of its postings.
     trigrams: Vec<Trigram>,
+    /// A bit per hashed trigram, set for those the shard has: most absent trigrams are told
+    /// apart with one memory access instead of a binary search's dozen or more.
+    present: Vec<u64>,
     counts: Vec<u32>,
     offsets: Vec<u32>,
     postings_off: u64,
@@ -445,6 +464,7 @@ impl Shard {
             paths.push_str(&doc.path);
             paths.push('\n');
         }
+        let present = presence_bits(&trigrams);
         Ok(Shard {
             file,
             docs,
@@ -452,6 +472,7 @@ impl Shard {
             path_starts,
             blocks,
             trigrams,
+            present,
             counts,
             offsets,
             postings_off,
@@ -494,6 +515,10 @@ impl Shard {
 
     /// How many documents contain a trigram (none when the shard does not have it).
     pub fn posting_count(&self, trigram: Trigram) -> u32 {
+        let bit = presence_bit(trigram);
+        if self.present[bit / 64] & (1 << (bit % 64)) == 0 {
+            return 0;
+        }
         match self.trigrams.binary_search(&trigram) {
             Ok(i) => self.counts[i],
             Err(_) => 0,

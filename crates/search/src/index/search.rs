@@ -39,9 +39,7 @@ pub fn search(
             let shard_stats = handle
                 .join()
                 .map_err(|_| IndexError::Io("a shard search stopped unexpectedly".into()))??;
-            stats.files_searched += shard_stats.files_searched;
-            stats.binary.merge(&shard_stats.binary);
-            stats.too_large.merge(&shard_stats.too_large);
+            stats.merge(&shard_stats);
         }
         Ok(stats)
     })
