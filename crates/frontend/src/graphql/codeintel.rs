@@ -351,12 +351,15 @@ impl CodeIntelMutation {
             .await
             .map_err(store_error)?
             .ok_or_else(|| not_found("repository not found"))?;
-        let rev = rev.unwrap_or_else(|| "HEAD".into());
-        let commit = state
-            .git
-            .resolve_revision(&repo.name, &rev)
-            .await
-            .map_err(|e| bad_input(format!("rev: {e}")))?;
+        // The default branch's head is known from the latest fetch; other revisions ask git.
+        let commit = match (rev.as_deref(), &repo.head_commit) {
+            (None | Some("HEAD"), Some(head)) => head.clone(),
+            _ => state
+                .git
+                .resolve_revision(&repo.name, rev.as_deref().unwrap_or("HEAD"))
+                .await
+                .map_err(|e| bad_input(format!("rev: {e}")))?,
+        };
         let jobs = match configuration.filter(|c| !c.trim().is_empty()) {
             Some(text) => parse_configuration(&text).map_err(bad_input)?,
             None => {
