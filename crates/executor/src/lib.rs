@@ -223,6 +223,10 @@ impl Config {
                 })
                 .unwrap_or_default(),
             auth_config: get("EXECUTOR_DOCKER_AUTH_CONFIG").map(str::to_string),
+            max_unpacked_bytes: match get("EXECUTOR_IMAGE_MAX_SIZE") {
+                Some(size) => bytes("EXECUTOR_IMAGE_MAX_SIZE", size)?,
+                None => quarry_images::DEFAULT_MAX_UNPACKED_BYTES,
+            },
         };
         for mirror in &images.mirrors {
             if !mirror.starts_with("http://") && !mirror.starts_with("https://") {

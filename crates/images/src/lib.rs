@@ -47,14 +47,31 @@ pub enum ImageError {
 }
 
 /// Where images come from and where they are kept.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Options {
     pub cache_dir: PathBuf,
     /// Registry mirrors tried first for Docker Hub images (`EXECUTOR_DOCKER_REGISTRY_MIRROR_URL`).
     pub mirrors: Vec<String>,
     /// A Docker config whose `auths` hold registry credentials (`EXECUTOR_DOCKER_AUTH_CONFIG`).
     pub auth_config: Option<String>,
+    /// The most bytes of file contents one image may unpack to (`EXECUTOR_IMAGE_MAX_SIZE`).
+    pub max_unpacked_bytes: u64,
 }
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            cache_dir: PathBuf::new(),
+            mirrors: Vec::new(),
+            auth_config: None,
+            max_unpacked_bytes: DEFAULT_MAX_UNPACKED_BYTES,
+        }
+    }
+}
+
+/// The default allowance of an unpacked image: large toolchains fit, a decompression bomb does
+/// not fill the disk.
+pub const DEFAULT_MAX_UNPACKED_BYTES: u64 = 32 << 30;
 
 /// An unpacked image, ready to be a step's root.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -138,6 +155,7 @@ enum Source<'a> {
 
 pub struct ImageStore {
     cache: PathBuf,
+    max_unpacked_bytes: u64,
     mirrors: Vec<String>,
     registry: registry::Client,
     /// One unpack per digest at a time within this process (across processes the rename decides).
@@ -164,6 +182,7 @@ impl ImageStore {
         }
         let store = ImageStore {
             cache: options.cache_dir,
+            max_unpacked_bytes: options.max_unpacked_bytes,
             mirrors: options
                 .mirrors
                 .iter()
@@ -219,7 +238,7 @@ impl ImageStore {
                     bases.extend(self.mirrors.iter().cloned());
                 }
                 bases.push(Reference::registry_url(&registry));
-                let mut last_error = None;
+                let mut failures = Vec::new();
                 for base in bases {
                     let source = Source::Registry {
                         base: base.clone(),
@@ -234,12 +253,15 @@ impl ImageStore {
                         Ok(image) => return Ok(image),
                         Err(e) => {
                             tracing::warn!(image = text, registry = %base, error = %e, "cannot pull from this registry");
-                            last_error = Some(e);
+                            failures.push(e.to_string());
                         }
                     }
                 }
-                Err(last_error
-                    .unwrap_or_else(|| ImageError::Registry(format!("{text}: no registry"))))
+                // Every place tried says why, the mirrors' answers first.
+                Err(ImageError::Registry(format!(
+                    "cannot pull {text}: {}",
+                    failures.join("; ")
+                )))
             }
         }
     }
@@ -373,10 +395,12 @@ impl ImageStore {
                 }
             };
             let (root, path, expected) = (rootfs.clone(), file.clone(), layer.digest.clone());
-            let stats =
-                tokio::task::spawn_blocking(move || unpack_layer_file(&root, &path, &expected))
-                    .await
-                    .map_err(|e| ImageError::Layer(e.to_string()))??;
+            let budget = self.max_unpacked_bytes.saturating_sub(bytes);
+            let stats = tokio::task::spawn_blocking(move || {
+                unpack_layer_file(&root, &path, &expected, budget)
+            })
+            .await
+            .map_err(|e| ImageError::Layer(e.to_string()))??;
             bytes += stats.bytes;
             if matches!(source, Source::Registry { .. }) {
                 let _ = std::fs::remove_file(&file);
@@ -446,7 +470,12 @@ fn blob_path(layout: &Path, digest: &str) -> Result<PathBuf, ImageError> {
 }
 
 /// Reads a layer file (plain or gzip-compressed tar), checks its digest as it goes, applies it.
-fn unpack_layer_file(root: &Path, path: &Path, digest: &str) -> Result<LayerStats, ImageError> {
+fn unpack_layer_file(
+    root: &Path,
+    path: &Path,
+    digest: &str,
+    budget: u64,
+) -> Result<LayerStats, ImageError> {
     struct Hashing<R> {
         inner: R,
         hasher: Sha256,
@@ -468,13 +497,15 @@ fn unpack_layer_file(root: &Path, path: &Path, digest: &str) -> Result<LayerStat
         hasher: Sha256::new(),
     };
     let stats = match &magic[..read.min(4)] {
-        [0x1f, 0x8b, ..] => apply_layer(root, flate2::read::MultiGzDecoder::new(&mut reader))?,
+        [0x1f, 0x8b, ..] => {
+            apply_layer(root, flate2::read::MultiGzDecoder::new(&mut reader), budget)?
+        }
         [0x28, 0xb5, 0x2f, 0xfd] => {
             return Err(ImageError::Layer(format!(
                 "{digest}: zstd-compressed layers are not supported; use gzip"
             )));
         }
-        _ => apply_layer(root, &mut reader)?,
+        _ => apply_layer(root, &mut reader, budget)?,
     };
     // Whatever the tar reader left unread (padding) still counts towards the digest.
     std::io::copy(&mut reader, &mut std::io::sink())

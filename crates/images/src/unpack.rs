@@ -132,8 +132,9 @@ fn remove_any(path: &Path) -> Result<(), ImageError> {
     }
 }
 
-/// Applies one uncompressed layer to `root`.
-pub fn apply_layer(root: &Path, layer: impl Read) -> Result<LayerStats, ImageError> {
+/// Applies one uncompressed layer to `root`, writing at most `budget` bytes of file contents
+/// (what is left of the image's allowance; a compressed layer can expand without bound).
+pub fn apply_layer(root: &Path, layer: impl Read, budget: u64) -> Result<LayerStats, ImageError> {
     let mut stats = LayerStats::default();
     // Paths this layer made: an opaque whiteout keeps them.
     let mut made: HashSet<PathBuf> = HashSet::new();
@@ -185,6 +186,13 @@ pub fn apply_layer(root: &Path, layer: impl Read) -> Result<LayerStats, ImageErr
                 .mode(mode)
                 .open(&target)
                 .map_err(failed)?;
+            let size = entry.header().size().map_err(failed)?;
+            if stats.bytes.saturating_add(size) > budget {
+                return Err(failed(format!(
+                    "{}: the image unpacks to more than its allowance (EXECUTOR_IMAGE_MAX_SIZE)",
+                    relative.display()
+                )));
+            }
             stats.bytes += std::io::copy(&mut entry, &mut file).map_err(failed)?;
             std::fs::set_permissions(&target, std::fs::Permissions::from_mode(mode))
                 .map_err(failed)?;
@@ -273,8 +281,8 @@ mod tests {
             ("opt/.wh..wh..opq", Regular, ""),
             ("bin/tool", Regular, "v2"),
         ]);
-        apply_layer(root.path(), &lower[..]).expect("lower");
-        let stats = apply_layer(root.path(), &upper[..]).expect("upper");
+        apply_layer(root.path(), &lower[..], u64::MAX).expect("lower");
+        let stats = apply_layer(root.path(), &upper[..], u64::MAX).expect("upper");
         assert_eq!(stats.entries, 4);
         let read = |p: &str| std::fs::read_to_string(root.path().join(p)).ok();
         assert_eq!(read("etc/keep").as_deref(), Some("keep"));
@@ -310,7 +318,7 @@ mod tests {
             ("up", Symlink, "../../../.."),
             ("up/also", Regular, "y"),
         ]);
-        apply_layer(root.path(), &through_link[..]).expect("apply");
+        apply_layer(root.path(), &through_link[..], u64::MAX).expect("apply");
         assert_eq!(
             std::fs::read_dir(outside.path()).expect("outside").count(),
             0
@@ -324,17 +332,29 @@ mod tests {
         assert!(root.path().join("also").exists());
         // `..` in an entry's own path is refused.
         let climbing = layer(&[("../x", Regular, "z")]);
-        let error = apply_layer(root.path(), &climbing[..]).expect_err("refused");
+        let error = apply_layer(root.path(), &climbing[..], u64::MAX).expect_err("refused");
         assert!(
             error.to_string().contains("may not leave the image"),
             "{error}"
         );
         // A hard link to a host file is resolved inside the root and so is missing.
         let hard = layer(&[("h", Link, "/etc/passwd")]);
-        let error = apply_layer(root.path(), &hard[..]).expect_err("refused");
+        let error = apply_layer(root.path(), &hard[..], u64::MAX).expect_err("refused");
         assert!(
             error.to_string().contains("not a file of the image"),
             "{error}"
+        );
+    }
+
+    #[test]
+    fn layers_past_the_allowance_are_refused() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let big = layer(&[("a", Regular, "0123456789"), ("b", Regular, "0123456789")]);
+        let error = apply_layer(root.path(), &big[..], 15).expect_err("too big");
+        assert!(error.to_string().contains("allowance"), "{error}");
+        assert_eq!(
+            apply_layer(root.path(), &big[..], 20).expect("fits").bytes,
+            20
         );
     }
 
@@ -346,7 +366,7 @@ mod tests {
             ("b", Symlink, "a"),
             ("a/f", Regular, ""),
         ]);
-        let error = apply_layer(root.path(), &looped[..]).expect_err("loop");
+        let error = apply_layer(root.path(), &looped[..], u64::MAX).expect_err("loop");
         assert!(error.to_string().contains("too many levels"), "{error}");
     }
 }

@@ -132,7 +132,7 @@ fn store(cache: &Path, mirrors: Vec<String>) -> ImageStore {
     ImageStore::new(Options {
         cache_dir: cache.to_path_buf(),
         mirrors,
-        auth_config: None,
+        ..Options::default()
     })
     .expect("store")
 }

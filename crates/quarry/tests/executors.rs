@@ -531,6 +531,7 @@ async fn executor_validate_says_what_is_wrong() {
         ("EXECUTOR_SANDBOX_ROOTFS", "chroot"),
         ("EXECUTOR_JOB_NETWORK", "sometimes"),
         ("EXECUTOR_DOCKER_REGISTRY_MIRROR_URL", "mirror.local"),
+        ("EXECUTOR_IMAGE_MAX_SIZE", "huge"),
     ] {
         let output = Command::new(common::binary())
             .args(["executor", "validate"])
