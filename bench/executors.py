@@ -74,14 +74,6 @@ def wait_done(url, token, count):
     return nodes
 
 
-def cpu_seconds(pid):
-    """User+system CPU of a process, and of its children it has waited for."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    tick = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / tick, (int(fields[13]) + int(fields[14])) / tick
-
-
 class Instance:
     def __init__(self, binary, database_url):
         self.work = tempfile.mkdtemp(prefix="quarry-executor-bench-")
@@ -104,15 +96,8 @@ class Instance:
             args += ["--database-url", database_url]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL,
                                         stderr=open(os.path.join(self.work, "serve.log"), "w"))
-        deadline = time.time() + 60
-        while True:
-            try:
-                urllib.request.urlopen(self.url + "/-/healthz", timeout=2).read()
-                break
-            except OSError:
-                if time.time() > deadline:
-                    raise SystemExit("quarry did not start")
-                time.sleep(0.05)
+        run.wait_until_up(self.url + "/-/healthz", "quarry", 60, self.process,
+                          os.path.join(self.work, "serve.log"))
         self.token = run.admin_token(binary, self.url, data) if not database_url else self.token_for_postgres(binary, database_url)
         while True:
             repos = graphql(self.url, self.token, "{ repositories(first: 1) { nodes { id mirrorInfo { cloned } } } }")
@@ -161,14 +146,14 @@ def measure(binary, database_url, runtime, jobs, executors):
         pickups = [ms(n["startedAt"]) - ms(n["queuedAt"]) for n in nodes]
         steps = [s["durationMilliseconds"] for n in nodes for s in n["steps"] if s["key"] == "indexer"]
         # Throughput: a burst, queued by four clients at once.
-        before = {p.pid: cpu_seconds(p.pid) for p in [instance.process] + workers}
+        before = {p.pid: run.cpu_seconds(p.pid) for p in [instance.process] + workers}
         started = time.perf_counter()
         with concurrent.futures.ThreadPoolExecutor(4) as pool:
             list(pool.map(lambda _: instance.enqueue(), range(jobs)))
         enqueued = time.perf_counter() - started
         nodes = wait_done(instance.url, instance.token, min(1000, PICKUPS + jobs))
         elapsed = time.perf_counter() - started
-        after = {p.pid: cpu_seconds(p.pid) for p in [instance.process] + workers}
+        after = {p.pid: run.cpu_seconds(p.pid) for p in [instance.process] + workers}
         burst = sorted(nodes, key=lambda n: ms(n["queuedAt"]))[-jobs:]
         processing = (max(ms(n["finishedAt"]) for n in burst) - min(ms(n["startedAt"]) for n in burst)) / 1000
         used = lambda pids, which: sum(after[p][which] - before[p][which] for p in pids) * 1000 / jobs

@@ -110,15 +110,7 @@ class Quarry:
             stderr=open(self.log_path, "w"),
             env=env,
         )
-        deadline = time.time() + 60
-        while True:
-            try:
-                urllib.request.urlopen(self.url + "/-/healthz", timeout=2).read()
-                break
-            except OSError:
-                if time.time() > deadline or self.process.poll() is not None:
-                    raise SystemExit(f"quarry did not start; see {self.log_path}")
-                time.sleep(0.05)
+        wait_until_up(self.url + "/-/healthz", "quarry", 60, self.process, self.log_path)
         self.token = admin_token(binary, self.url, data_dir)
 
     def open(self, query):
@@ -187,10 +179,24 @@ class Quarry:
 
 
 def cpu_seconds(pid):
-    """CPU time of a running process and of the children it has waited for."""
+    """CPU time (user and system) of a running process, and of the children it has waited for."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / tick, (int(fields[13]) + int(fields[14])) / tick
+
+
+def wait_until_up(url, what, seconds, process=None, log=None):
+    """Waits for `url` to answer; gives up after `seconds`, or when `process` has exited."""
+    deadline = time.time() + seconds
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2).read()
+            return
+        except OSError:
+            if time.time() > deadline or (process is not None and process.poll() is not None):
+                raise SystemExit(f"{what} did not start" + (f"; see {log}" if log else ""))
+            time.sleep(0.05)
 
 
 def timed(command, cwd, env=None):
@@ -241,7 +247,7 @@ def main():
             raise SystemExit(f"the index was not rebuilt within an hour; see {quarry.log_path}")
         time.sleep(0.2)
     index_wall = time.perf_counter() - started
-    index_cpu = cpu_seconds(quarry.process.pid)
+    index_cpu = sum(cpu_seconds(quarry.process.pid))
     indexing_rss = peak_rss(quarry.process.pid)
     quarry.stop()
     log = quarry.log()

@@ -70,15 +70,7 @@ class Browser:
         self.driver = subprocess.Popen(["chromedriver", f"--port={self.port}"], start_new_session=True,
                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.base = f"http://127.0.0.1:{self.port}"
-        deadline = time.time() + 30
-        while True:
-            try:
-                urllib.request.urlopen(self.base + "/status", timeout=2).read()
-                break
-            except OSError:
-                if time.time() > deadline:
-                    raise SystemExit("chromedriver did not start")
-                time.sleep(0.05)
+        run.wait_until_up(self.base + "/status", "chromedriver", 30, self.driver)
         args = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
                 "--disable-dev-shm-usage", f"--user-data-dir={self.profile}"]

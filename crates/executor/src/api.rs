@@ -31,8 +31,9 @@ pub struct JobStep {
 #[serde(rename_all = "camelCase")]
 pub struct Job {
     pub id: i64,
+    /// The queue it came from (multi-queue dequeues name it; otherwise the only one asked).
     #[serde(default)]
-    pub queue: Option<String>,
+    pub queue: String,
     pub token: String,
     #[serde(default)]
     pub repository_name: String,
@@ -200,9 +201,21 @@ impl Client {
             .await?;
         match status {
             StatusCode::NO_CONTENT => Ok(None),
-            StatusCode::OK => serde_json::from_str(&text)
-                .map(Some)
-                .map_err(|e| ExecutorError::Api(format!("dequeue: unreadable job: {e}"))),
+            StatusCode::OK => {
+                let mut job: Job = serde_json::from_str(&text)
+                    .map_err(|e| ExecutorError::Api(format!("dequeue: unreadable job: {e}")))?;
+                if job.queue.is_empty() {
+                    match queues {
+                        [only] => job.queue = only.clone(),
+                        _ => {
+                            return Err(ExecutorError::Api(
+                                "dequeue: the job does not say which queue it is from".into(),
+                            ));
+                        }
+                    }
+                }
+                Ok(Some(job))
+            }
             other => Err(Self::unexpected("dequeue", other, &text)),
         }
     }
@@ -250,8 +263,24 @@ impl Client {
             .unwrap_or_default())
     }
 
-    fn queue_of(job: &Job) -> &str {
-        job.queue.as_deref().unwrap_or("codeintel")
+    /// A job's own call (`queue/<queue>/<route>` with its token), answering the body of the
+    /// `expected` status.
+    async fn job_call(
+        &self,
+        job: &Job,
+        executor: &str,
+        route: &str,
+        body: &Value,
+        expected: StatusCode,
+    ) -> Result<String, ExecutorError> {
+        let path = format!("queue/{}/{route}", job.queue);
+        let (status, text) = self
+            .post(&path, body, Some((job, executor)), Duration::from_secs(30))
+            .await?;
+        if status != expected {
+            return Err(Self::unexpected(&path, status, &text));
+        }
+        Ok(text)
     }
 
     pub async fn add_log_entry(
@@ -265,16 +294,12 @@ impl Client {
             "executorName": executor, "jobId": job.id, "key": key, "command": command,
             "startTime": quarry_time_ms(),
         });
-        let path = format!("queue/{}/addExecutionLogEntry", Self::queue_of(job));
-        let (status, text) = self
-            .post(&path, &body, Some((job, executor)), Duration::from_secs(30))
+        let text = self
+            .job_call(job, executor, "addExecutionLogEntry", &body, StatusCode::OK)
             .await?;
-        if status != StatusCode::OK {
-            return Err(Self::unexpected(&path, status, &text));
-        }
-        text.trim()
-            .parse()
-            .map_err(|_| ExecutorError::Api(format!("{path}: not an entry id: {text}")))
+        text.trim().parse().map_err(|_| {
+            ExecutorError::Api(format!("addExecutionLogEntry: not an entry id: {text}"))
+        })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -292,14 +317,15 @@ impl Client {
             "executorName": executor, "jobId": job.id, "entryId": entry, "key": key,
             "exitCode": exit_code, "durationMs": duration_ms, "out": out,
         });
-        let path = format!("queue/{}/updateExecutionLogEntry", Self::queue_of(job));
-        let (status, text) = self
-            .post(&path, &body, Some((job, executor)), Duration::from_secs(30))
-            .await?;
-        if status != StatusCode::NO_CONTENT {
-            return Err(Self::unexpected(&path, status, &text));
-        }
-        Ok(())
+        self.job_call(
+            job,
+            executor,
+            "updateExecutionLogEntry",
+            &body,
+            StatusCode::NO_CONTENT,
+        )
+        .await
+        .map(drop)
     }
 
     /// Uploads a SCIP index for the job (gzipped, with the shared secret; the secret never
@@ -312,17 +338,19 @@ impl Client {
         let body = gzip
             .finish()
             .map_err(|e| ExecutorError::Workspace(e.to_string()))?;
-        let query = url_query(&[
+        let index_id = job.id.to_string();
+        let query = [
             ("repository", job.repository_name.as_str()),
             ("commit", job.commit.as_str()),
             ("root", job.root.as_str()),
             ("indexerName", job.indexer.as_str()),
-            ("associatedIndexId", &job.id.to_string()),
-        ]);
+            ("associatedIndexId", index_id.as_str()),
+        ];
         let (status, text) = self
             .send("upload", || {
                 self.http
-                    .post(format!("{}/.executors/scip/upload?{query}", self.base))
+                    .post(format!("{}/.executors/scip/upload", self.base))
+                    .query(&query)
                     .header("Authorization", format!("token-executor {}", self.secret))
                     .header("X-Uncompressed-Size", index.len().to_string())
                     .timeout(Duration::from_secs(600))
@@ -358,14 +386,9 @@ impl Client {
                 json!({ "executorName": executor, "jobId": job.id, "errorMessage": message }),
             ),
         };
-        let path = format!("queue/{}/{route}", Self::queue_of(job));
-        let (status, text) = self
-            .post(&path, &body, Some((job, executor)), Duration::from_secs(30))
-            .await?;
-        if status != StatusCode::NO_CONTENT {
-            return Err(Self::unexpected(&path, status, &text));
-        }
-        Ok(())
+        self.job_call(job, executor, route, &body, StatusCode::NO_CONTENT)
+            .await
+            .map(drop)
     }
 }
 
@@ -374,24 +397,4 @@ fn quarry_time_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
-}
-
-/// `k=v&...` with values percent-encoded.
-fn url_query(pairs: &[(&str, &str)]) -> String {
-    pairs
-        .iter()
-        .map(|(key, value)| {
-            let encoded: String = value
-                .bytes()
-                .map(|b| match b {
-                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                        char::from(b).to_string()
-                    }
-                    other => format!("%{other:02X}"),
-                })
-                .collect();
-            format!("{key}={encoded}")
-        })
-        .collect::<Vec<_>>()
-        .join("&")
 }

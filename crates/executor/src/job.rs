@@ -173,7 +173,7 @@ pub async fn run_job(context: &Context, job: Job, cancel: CancellationToken) {
         ..
     } = context;
     let started = Instant::now();
-    let queue = job.queue.clone().unwrap_or_else(|| "codeintel".into());
+    let queue = job.queue.clone();
     tracing::info!(job = job.id, %queue, "job started");
     if let Some(metrics) = crate::metrics::METRICS.as_ref() {
         metrics.handlers.with_label_values(&[&queue]).inc();

@@ -486,10 +486,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Exec
             Ok(Some(job)) => {
                 taken += 1;
                 let cancel = CancellationToken::new();
-                let queue = job
-                    .queue
-                    .clone()
-                    .unwrap_or_else(|| config.queues[0].clone());
+                let queue = job.queue.clone();
                 if let Ok(mut guard) = running.lock() {
                     guard.insert(job.id, (queue, cancel.clone()));
                 }

@@ -23,17 +23,9 @@ fn start_executor(
     metrics: &str,
     env: &[(&str, &str)],
 ) -> Child {
-    let sandbox = common::executor_runtime();
-    Command::new(common::binary())
+    common::executor_command(&instance.url, SECRET, workspaces)
         .envs(env.iter().copied())
-        .args(["executor", "run"])
-        .env("EXECUTOR_FRONTEND_URL", &instance.url)
-        .env("EXECUTOR_FRONTEND_PASSWORD", SECRET)
-        .env("EXECUTOR_QUEUE_NAME", "codeintel")
-        .env("EXECUTOR_MAXIMUM_NUM_JOBS", "2")
         .env("EXECUTOR_MAXIMUM_RUNTIME_PER_JOB", "60s")
-        .env("EXECUTOR_WORKSPACE_ROOT", workspaces)
-        .env("EXECUTOR_SANDBOX", sandbox)
         .env("SRC_PROF_HTTP", metrics)
         .stdout(std::fs::File::create(log.with_extension("out")).expect("log"))
         .stderr(std::fs::File::create(log).expect("log"))
@@ -63,24 +55,11 @@ async fn serve(
     (instance, repo_id)
 }
 
-async fn precise_indexes(instance: &Instance) -> Vec<Value> {
-    let data = instance
-        .data(
-            "{ preciseIndexes(first: 20) { nodes { id state failure inputCommit inputIndexer steps { key exitCode out } } } }",
-            json!({}),
-        )
-        .await;
-    data["preciseIndexes"]["nodes"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-}
-
 /// Waits until every index job has ended (neither queued nor indexing).
 async fn settled(instance: &Instance, expected: usize, log: &std::path::Path) -> Vec<Value> {
     let started = Instant::now();
     loop {
-        let nodes = precise_indexes(instance).await;
+        let nodes = common::precise_indexes(instance).await;
         let ended = nodes
             .iter()
             .filter(|n| {
@@ -208,12 +187,7 @@ async fn an_executor_indexes_a_typescript_repository_and_uploads_the_index() {
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        let metrics = instance
-            .get("/metrics")
-            .await
-            .text()
-            .await
-            .expect("metrics");
+        let metrics = instance.metrics().await;
         assert!(
             metrics.contains("src_executors_queue_size{queue=\"codeintel\"} 3"),
             "{name}"
@@ -360,12 +334,7 @@ async fn an_executor_indexes_a_typescript_repository_and_uploads_the_index() {
         );
         let started = Instant::now();
         loop {
-            let metrics = instance
-                .get("/metrics")
-                .await
-                .text()
-                .await
-                .expect("metrics");
+            let metrics = instance.metrics().await;
             if metrics.contains(&relayed) {
                 common::check_with_promtool(&metrics);
                 break;

@@ -20,7 +20,7 @@ async fn metrics_pass_promtool_and_logs_are_json() {
     assert_eq!(instance.get("/-/healthz").await.status(), 200);
     assert_eq!(instance.get("/-/readyz").await.status(), 200);
 
-    let metrics = instance.get("/metrics").await.text().await.unwrap();
+    let metrics = instance.metrics().await;
     assert!(
         metrics.contains("src_repos{status=\"cloned\"} 1"),
         "{metrics}"

@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::process::{Child, Command};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use common::{Database, Instance};
@@ -19,16 +19,9 @@ const EXECUTORS: usize = 3;
 const SCENARIO_LIMIT: Duration = Duration::from_secs(600);
 
 fn executor(url: &str, workspaces: &std::path::Path, log: &std::path::Path) -> Child {
-    Command::new(common::binary())
-        .args(["executor", "run"])
-        .env("EXECUTOR_FRONTEND_URL", url)
-        .env("EXECUTOR_FRONTEND_PASSWORD", SECRET)
-        .env("EXECUTOR_QUEUE_NAME", "codeintel")
-        .env("EXECUTOR_MAXIMUM_NUM_JOBS", "2")
+    common::executor_command(url, SECRET, workspaces)
         .env("EXECUTOR_QUEUE_POLL_INTERVAL", "200ms")
         .env("EXECUTOR_HEARTBEAT_INTERVAL", "300ms")
-        .env("EXECUTOR_WORKSPACE_ROOT", workspaces)
-        .env("EXECUTOR_SANDBOX", common::executor_runtime())
         .env("EXECUTOR_SANDBOX_ROOTFS", "host")
         .env("SRC_PROF_HTTP", "")
         .stdout(std::process::Stdio::null())
@@ -41,19 +34,6 @@ fn executor(url: &str, workspaces: &std::path::Path, log: &std::path::Path) -> C
         )
         .spawn()
         .expect("start an executor")
-}
-
-async fn indexes(instance: &Instance) -> Vec<Value> {
-    let data = instance
-        .data(
-            "{ preciseIndexes(first: 1000) { totalCount nodes { id state failure steps { key exitCode out } } } }",
-            json!({}),
-        )
-        .await;
-    data["preciseIndexes"]["nodes"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
 }
 
 #[tokio::test]
@@ -105,7 +85,7 @@ async fn every_job_completes_once_through_executor_crashes_and_a_restart() {
         let (mut kills, mut restarted) = (0, false);
         loop {
             tokio::time::sleep(Duration::from_millis(700)).await;
-            let nodes = indexes(&instance).await;
+            let nodes = common::precise_indexes(&instance).await;
             let completed = nodes
                 .iter()
                 .filter(|n| n["state"] == "QUEUED_FOR_PROCESSING")
@@ -142,7 +122,7 @@ async fn every_job_completes_once_through_executor_crashes_and_a_restart() {
             "{name}: crashes interrupted jobs, which went back to the queue"
         );
 
-        let nodes = indexes(&instance).await;
+        let nodes = common::precise_indexes(&instance).await;
         assert_eq!(nodes.len(), JOBS, "{name}: no job lost and none added");
         for node in &nodes {
             assert_eq!(node["state"], "QUEUED_FOR_PROCESSING", "{name}: {node}");

@@ -312,6 +312,11 @@ impl Instance {
             .expect("GET")
     }
 
+    /// The Prometheus exposition at `/metrics`.
+    pub async fn metrics(&self) -> String {
+        self.get("/metrics").await.text().await.expect("metrics")
+    }
+
     /// Runs a GraphQL request and returns the whole response (`data` and `errors`).
     pub async fn graphql(&self, query: &str, variables: Value) -> Value {
         graphql_as(&self.client, &self.url, query, variables).await
@@ -571,4 +576,34 @@ pub fn check_with_promtool(metrics: &str) {
         problems.is_empty() && (output.status.success() || text.contains("_total")),
         "promtool: {text}"
     );
+}
+
+/// `quarry executor run` against `url` with the executors' shared secret, taking `codeintel`
+/// jobs into workspaces under `workspaces`, in the sandbox when this host has one; callers add
+/// their own settings and output.
+pub fn executor_command(url: &str, secret: &str, workspaces: &Path) -> Command {
+    let mut command = Command::new(binary());
+    command
+        .args(["executor", "run"])
+        .env("EXECUTOR_FRONTEND_URL", url)
+        .env("EXECUTOR_FRONTEND_PASSWORD", secret)
+        .env("EXECUTOR_QUEUE_NAME", "codeintel")
+        .env("EXECUTOR_MAXIMUM_NUM_JOBS", "2")
+        .env("EXECUTOR_WORKSPACE_ROOT", workspaces)
+        .env("EXECUTOR_SANDBOX", executor_runtime());
+    command
+}
+
+/// The instance's index jobs, newest first, with the latest attempt's step logs.
+pub async fn precise_indexes(instance: &Instance) -> Vec<Value> {
+    let data = instance
+        .data(
+            "{ preciseIndexes(first: 1000) { nodes { id state failure inputCommit inputIndexer steps { key exitCode out } } } }",
+            json!({}),
+        )
+        .await;
+    data["preciseIndexes"]["nodes"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
 }

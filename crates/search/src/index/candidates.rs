@@ -186,27 +186,27 @@ fn lookup(shard: &Shard, required: &Required, case_sensitive: bool) -> Result<Do
             // Each document keeps the starts (mod 8) at which the literal could be, as far as
             // the trigrams read so far say; one with none left cannot hold it.
             let positions = positions_in_literal(bytes, case_sensitive);
-            let starts = |trigram: u32, mask: u8| -> u8 {
-                allowed_starts(
-                    mask,
-                    positions
-                        .iter()
-                        .filter(|(t, _)| *t == trigram)
-                        .map(|(_, offset)| *offset),
-                )
+            let offsets_of = |trigram: u32| -> Vec<usize> {
+                positions
+                    .iter()
+                    .filter(|(t, _)| *t == trigram)
+                    .map(|(_, offset)| *offset)
+                    .collect()
             };
+            let offsets = offsets_of(counted[0].1);
             let mut docs: Vec<(u32, u8)> = shard
                 .postings(counted[0].1)?
                 .into_iter()
-                .map(|(doc, mask)| (doc, starts(counted[0].1, mask)))
+                .map(|(doc, mask)| (doc, allowed_starts(mask, offsets.iter().copied())))
                 .filter(|&(_, possible)| possible != 0)
                 .collect();
             for &(_, trigram) in &counted[1..] {
                 if docs.is_empty() {
                     break;
                 }
+                let offsets = offsets_of(trigram);
                 docs = intersect_starts(&docs, &shard.postings(trigram)?, |mask| {
-                    starts(trigram, mask)
+                    allowed_starts(mask, offsets.iter().copied())
                 });
             }
             DocSet::Some(docs.into_iter().map(|(doc, _)| doc).collect())

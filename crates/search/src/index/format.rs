@@ -124,14 +124,10 @@ impl ShardBuilder {
         let offset = self.pending.len() as u32;
         self.pending.extend_from_slice(text);
         self.text_bytes += text.len() as u64;
-        let trigrams = &mut self.trigrams;
-        let found = trigrams.collect(text).to_vec();
-        for trigram in found {
-            self.pairs.push(
-                (u64::from(trigram) << 40)
-                    | (u64::from(doc_id) << 8)
-                    | u64::from(trigrams.mask(trigram)),
-            );
+        self.trigrams.collect(text);
+        for (trigram, mask) in self.trigrams.with_masks() {
+            self.pairs
+                .push((u64::from(trigram) << 40) | (u64::from(doc_id) << 8) | u64::from(mask));
         }
         self.docs.push(Doc {
             path,

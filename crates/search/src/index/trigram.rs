@@ -59,9 +59,9 @@ impl TrigramSet {
         &self.found
     }
 
-    /// Where a trigram of the last collected text occurs (see [`TrigramSet`]).
-    pub fn mask(&self, trigram: Trigram) -> u8 {
-        self.masks[trigram as usize]
+    /// The last collected text's trigrams with their position masks.
+    pub fn with_masks(&self) -> impl Iterator<Item = (Trigram, u8)> + '_ {
+        self.found.iter().map(|&t| (t, self.masks[t as usize]))
     }
 }
 
@@ -130,13 +130,14 @@ mod tests {
         let mut set = TrigramSet::default();
         let text = b"0123456789 needle, hay; nee dle needs";
         set.collect(text);
+        let masks: std::collections::HashMap<Trigram, u8> = set.with_masks().collect();
         // `nee` starts at 11, 24 and 32: bits 3 and 0.
-        assert_eq!(set.mask(pack(b'n', b'e', b'e')), 0b0000_1001);
+        assert_eq!(masks[&pack(b'n', b'e', b'e')], 0b0000_1001);
         let check = |literal: &[u8]| {
             positions_in_literal(literal, true)
                 .into_iter()
                 .fold(0xff, |shared, (t, at)| {
-                    shared & allowed_starts(set.mask(t), [at])
+                    shared & allowed_starts(masks.get(&t).copied().unwrap_or(0), [at])
                 })
                 != 0
         };
