@@ -14,6 +14,13 @@ use serde_json::Value;
 fn corpus(root: &Path) -> Vec<TestRepo> {
     let alpha = TestRepo::init(&root.join("alpha")).unwrap();
     let long_line = format!("{}needle{}\n", "x".repeat(5000), "y".repeat(3000));
+    // Large enough to be indexed in many parts: every line matches some queries, and words
+    // only on its first and last lines sit in different parts.
+    let mut large: String = (0..20_000)
+        .map(|i| format!("row {i:05} lorem ipsum dolor sit amet\tx\n"))
+        .collect();
+    large.insert_str(0, "alphastart ");
+    large.push_str("omegaend\n");
     alpha
         .commit(
             &[
@@ -24,6 +31,7 @@ fn corpus(root: &Path) -> Vec<TestRepo> {
                 ("crlf.txt", "first line\r\nneedle here\r\nlast x\r\n"),
                 ("no-newline.txt", "tail needle"),
                 ("long.txt", &long_line),
+                ("data/large.txt", &large),
             ],
             "alpha",
         )
@@ -166,6 +174,9 @@ async fn ripgrep_parity(instance: &Instance, code: &Path, indexed: bool) {
         "\t",
         "NEEDLE",
         "a|b",
+        "lorem ipsum",
+        "omegaend",
+        "row 1",
     ];
     let regexps = [
         r"^\s*fn\s+\w+",
@@ -248,6 +259,9 @@ async fn query_language(instance: &Instance, indexed: bool) {
         ("func main", &["group/beta:main.go"]),
         ("\"hello world\"", &["alpha:src/main.rs"]),
         ("parse and helper", &["alpha:src/lib.rs"]),
+        ("alphastart and omegaend", &["alpha:data/large.txt"]),
+        ("alphastart not omegaend", &[]),
+        ("alphastart or omegaend", &["alpha:data/large.txt"]),
         (
             "helper or println",
             &[
@@ -289,6 +303,28 @@ async fn query_language(instance: &Instance, indexed: bool) {
         let found = matches(instance, query).await;
         assert_eq!(paths(&found), set(expected), "{query}, indexed: {indexed}");
     }
+
+    // The first line of the large file's second part (parts of 64 KiB end at a line's end):
+    // numbered and placed as in the whole file, with its context line from the part before.
+    let query = "case:yes \"row 01681\"";
+    let found = matches(instance, query).await;
+    let chunk = &found[0]["chunkMatches"][0];
+    assert_eq!(chunk["contentStart"]["line"], 1681, "{indexed}");
+    assert_eq!(chunk["contentStart"]["offset"], 11 + 39 * 1681, "{indexed}");
+    let with_context = instance
+        .client()
+        .get(format!("{}/.api/search/stream", instance.url))
+        .query(&[("q", query), ("cl", "1")])
+        .send()
+        .await
+        .expect("stream")
+        .text()
+        .await
+        .expect("events");
+    assert!(
+        with_context.contains(r#""content":"row 01680 lorem ipsum dolor sit amet\tx\nrow 01681"#),
+        "{with_context}"
+    );
 
     // A path match carries path ranges; a repo match is typed as such.
     let found = matches(instance, "type:path parse_test").await;

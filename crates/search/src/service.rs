@@ -522,6 +522,7 @@ fn search_indexes(
             repo_index,
             &scan.query,
             scan.case_sensitive,
+            scan.context_lines > 0,
             &|| cancel.is_cancelled(),
             &emit,
         ) {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use quarry_gitserver::testing::TestRepo;
 use quarry_gitserver::{GitService, LocalGitService};
-use quarry_search::index::format::Shard;
+use quarry_search::index::format::{Shard, Texts};
 use quarry_search::index::trigram::pack;
 use quarry_search::index::{IndexBuilder, IndexCatalog, search};
 use quarry_search::query::{PatternType, plan};
@@ -20,6 +20,7 @@ fn found_paths(catalog: &IndexCatalog, query: &str) -> Vec<String> {
         &index,
         &plan.basics[0],
         plan.case_sensitive,
+        false,
         &|| false,
         &|m, _| {
             paths.lock().unwrap().push(m.path);
@@ -158,10 +159,7 @@ fn reads_a_version_1_shard() {
         shard.postings(pack(b'q', b'u', b'a')).unwrap(),
         [(0, 0xff), (1, 0xff)]
     );
-    let (block, offset, len) = shard.locate(1);
-    let text = shard.block_text(block).unwrap();
-    assert_eq!(
-        &text[offset..offset + len],
-        b"pub fn quarry() -> u32 { 42 }\n"
-    );
+    let mut texts = Texts::new(&shard);
+    assert_eq!(&*texts.doc(1).unwrap(), b"pub fn quarry() -> u32 { 42 }\n");
+    assert_eq!(&*texts.doc(2).unwrap(), b"");
 }

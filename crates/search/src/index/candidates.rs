@@ -1,8 +1,12 @@
-//! Which documents of a shard can match a pattern expression, from the trigram index: each
-//! pattern's required literals become trigram lookups (a regexp's through its syntax tree), and
-//! patterns that may match a path add the documents whose path matches. Anything the index
-//! cannot narrow (a regexp with no usable literal, a negation) leaves every document a candidate;
-//! the candidates are always verified against the text.
+//! Which parts of a shard's documents can match a pattern expression, from the trigram index:
+//! each pattern's required literals become trigram lookups (a regexp's through its syntax tree),
+//! and patterns that may match a path add the first part of each document whose path matches.
+//! Anything the index cannot narrow (a regexp with no usable literal, a negation) leaves every
+//! part a candidate; the candidates are always verified against the text.
+//!
+//! A pattern matches line by line, so its matches in a document are those in each of its parts;
+//! `and` and `not` speak of whole documents, so their operands are widened to every part of each
+//! document they name (see [`per_part`]).
 
 use regex_syntax::hir::{Hir, HirKind};
 
@@ -11,25 +15,25 @@ use super::format::Shard;
 use super::trigram::{allowed_starts, of_literal, positions_in_literal};
 use crate::query::{Atom, Expr, Scope};
 
-/// A set of document numbers.
+/// A set of part numbers, ascending.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DocSet {
+pub enum PartSet {
     All,
     Some(Vec<u32>),
 }
 
-impl DocSet {
-    fn and(self, other: DocSet) -> DocSet {
+impl PartSet {
+    fn and(self, other: PartSet) -> PartSet {
         match (self, other) {
-            (DocSet::All, x) | (x, DocSet::All) => x,
-            (DocSet::Some(a), DocSet::Some(b)) => DocSet::Some(intersect(&a, &b)),
+            (PartSet::All, x) | (x, PartSet::All) => x,
+            (PartSet::Some(a), PartSet::Some(b)) => PartSet::Some(intersect(&a, &b)),
         }
     }
 
-    fn or(self, other: DocSet) -> DocSet {
+    fn or(self, other: PartSet) -> PartSet {
         match (self, other) {
-            (DocSet::All, _) | (_, DocSet::All) => DocSet::All,
-            (DocSet::Some(a), DocSet::Some(b)) => DocSet::Some(union(&a, &b)),
+            (PartSet::All, _) | (_, PartSet::All) => PartSet::All,
+            (PartSet::Some(a), PartSet::Some(b)) => PartSet::Some(union(&a, &b)),
         }
     }
 }
@@ -162,13 +166,13 @@ fn rarity(trigram: u32) -> u32 {
         .sum()
 }
 
-fn lookup(shard: &Shard, required: &Required, case_sensitive: bool) -> Result<DocSet, IndexError> {
+fn lookup(shard: &Shard, required: &Required, case_sensitive: bool) -> Result<PartSet, IndexError> {
     Ok(match required {
-        Required::Anything => DocSet::All,
+        Required::Anything => PartSet::All,
         Required::Literal(bytes) => {
             let mut trigrams = of_literal(bytes, case_sensitive);
             if trigrams.is_empty() {
-                return Ok(DocSet::All);
+                return Ok(PartSet::All);
             }
             // A trigram the shard lacks settles it without reading anything, so the trigrams
             // likeliest to be missing are looked up first and the first one missing ends it;
@@ -178,7 +182,7 @@ fn lookup(shard: &Shard, required: &Required, case_sensitive: bool) -> Result<Do
             let mut counted: Vec<(u32, u32)> = Vec::with_capacity(trigrams.len());
             for trigram in trigrams {
                 match shard.posting_count(trigram) {
-                    0 => return Ok(DocSet::Some(Vec::new())),
+                    0 => return Ok(PartSet::Some(Vec::new())),
                     count => counted.push((count, trigram)),
                 }
             }
@@ -209,23 +213,23 @@ fn lookup(shard: &Shard, required: &Required, case_sensitive: bool) -> Result<Do
                     allowed_starts(mask, offsets.iter().copied())
                 });
             }
-            DocSet::Some(docs.into_iter().map(|(doc, _)| doc).collect())
+            PartSet::Some(docs.into_iter().map(|(doc, _)| doc).collect())
         }
         Required::All(parts) => {
-            let mut set = DocSet::All;
+            let mut set = PartSet::All;
             for part in parts {
                 set = set.and(lookup(shard, part, case_sensitive)?);
-                if set == DocSet::Some(Vec::new()) {
+                if set == PartSet::Some(Vec::new()) {
                     break;
                 }
             }
             set
         }
         Required::Any(parts) => {
-            let mut set = DocSet::Some(Vec::new());
+            let mut set = PartSet::Some(Vec::new());
             for part in parts {
                 set = set.or(lookup(shard, part, case_sensitive)?);
-                if set == DocSet::All {
+                if set == PartSet::All {
                     break;
                 }
             }
@@ -234,9 +238,13 @@ fn lookup(shard: &Shard, required: &Required, case_sensitive: bool) -> Result<Do
     })
 }
 
-fn atom_candidates(shard: &Shard, atom: &Atom, case_sensitive: bool) -> Result<DocSet, IndexError> {
+fn atom_candidates(
+    shard: &Shard,
+    atom: &Atom,
+    case_sensitive: bool,
+) -> Result<PartSet, IndexError> {
     let content = if atom.scope == Scope::Path {
-        DocSet::Some(Vec::new())
+        PartSet::Some(Vec::new())
     } else if atom.literal {
         lookup(
             shard,
@@ -246,10 +254,44 @@ fn atom_candidates(shard: &Shard, atom: &Atom, case_sensitive: bool) -> Result<D
     } else {
         lookup(shard, &required(&atom.text), case_sensitive)?
     };
-    if atom.scope == Scope::Content || content == DocSet::All {
+    if atom.scope == Scope::Content || content == PartSet::All {
         return Ok(content);
     }
-    Ok(content.or(DocSet::Some(shard.docs_with_matching_path(&atom.regex))))
+    let first_parts = shard
+        .docs_with_matching_path(&atom.regex)
+        .into_iter()
+        .map(|doc| shard.parts_of(doc).start)
+        .collect();
+    Ok(content.or(PartSet::Some(first_parts)))
+}
+
+/// Whether `expr`'s matches in a document are the union of its matches in each part (a pattern,
+/// or patterns joined by `or`): then only the candidate parts need reading.
+pub fn per_part(expr: &Expr) -> bool {
+    match expr {
+        Expr::Atom(_) => true,
+        Expr::Or(children) => children.iter().all(per_part),
+        Expr::And(_) | Expr::Not(_) => false,
+    }
+}
+
+/// Every part of each document that has a part in `set`.
+pub fn whole_docs(shard: &Shard, set: PartSet) -> PartSet {
+    match set {
+        PartSet::All => PartSet::All,
+        PartSet::Some(parts) => {
+            let mut out = Vec::with_capacity(parts.len());
+            for part in parts {
+                let doc = shard.parts()[part as usize].doc;
+                let whole = shard.parts_of(doc);
+                // Parts arrive ascending: a document already widened ends where `out` does.
+                if out.last().is_none_or(|&last| last < whole.start) {
+                    out.extend(whole);
+                }
+            }
+            PartSet::Some(out)
+        }
+    }
 }
 
 /// Whether the index can narrow a search for `expr` at all: some content pattern that must match
@@ -273,32 +315,33 @@ pub fn narrows(expr: &Expr) -> bool {
     }
 }
 
-/// The documents of a shard that may match `expr`.
+/// The parts of a shard that may hold a match of `expr`.
 pub fn candidates(
     shard: &Shard,
     expr: Option<&Expr>,
     case_sensitive: bool,
-) -> Result<DocSet, IndexError> {
+) -> Result<PartSet, IndexError> {
     let Some(expr) = expr else {
-        return Ok(DocSet::All);
+        return Ok(PartSet::All);
     };
     Ok(match expr {
         Expr::Atom(atom) => atom_candidates(shard, atom, case_sensitive)?,
         Expr::And(children) => {
-            let mut set = DocSet::All;
+            let mut set = PartSet::All;
             for child in children {
-                set = set.and(candidates(shard, Some(child), case_sensitive)?);
+                let parts = candidates(shard, Some(child), case_sensitive)?;
+                set = set.and(whole_docs(shard, parts));
             }
             set
         }
         Expr::Or(children) => {
-            let mut set = DocSet::Some(Vec::new());
+            let mut set = PartSet::Some(Vec::new());
             for child in children {
                 set = set.or(candidates(shard, Some(child), case_sensitive)?);
             }
             set
         }
-        Expr::Not(_) => DocSet::All,
+        Expr::Not(_) => PartSet::All,
     })
 }
 
@@ -355,10 +398,13 @@ mod tests {
             lookup(&shard, &lit(literal), case_sensitive).unwrap()
         };
         // Documents 1 and 2 hold every trigram of the phrase, never in its order.
-        assert_eq!(candidates("pub struct Config", true), DocSet::Some(vec![0]));
+        assert_eq!(
+            candidates("pub struct Config", true),
+            PartSet::Some(vec![0])
+        );
         assert_eq!(
             candidates("PUB STRUCT CONFIG", false),
-            DocSet::Some(vec![0])
+            PartSet::Some(vec![0])
         );
         // No literal of any text is ever ruled out of its own document.
         for (doc, text) in texts.iter().enumerate() {
@@ -366,8 +412,8 @@ mod tests {
                 for end in start + 3..=text.len() {
                     let literal = String::from_utf8_lossy(&text[start..end]).into_owned();
                     match candidates(&literal, true) {
-                        DocSet::All => {}
-                        DocSet::Some(docs) => {
+                        PartSet::All => {}
+                        PartSet::Some(docs) => {
                             assert!(docs.contains(&(doc as u32)), "{literal:?} in {doc}")
                         }
                     }

@@ -6,16 +6,21 @@
 //! shards then made the process hold over 200 MB of index it had barely read. Read, the same
 //! bytes stay in the page cache (shared and evictable) and out of the process's resident memory.
 //!
-//! Layout (version 2, little endian):
+//! A document larger than [`PART_TARGET`] is indexed as consecutive parts cut at line starts,
+//! each part in a block of its own: postings name parts, so a query whose literal occurs in one
+//! corner of an 8 MB amalgamation reads that corner, not the file. Lines never straddle parts, so
+//! a line's match is always found within one part.
+//!
+//! Layout (version 3, little endian):
 //!
 //! | part | contents |
 //! |---|---|
 //! | header | `QUARRYIX`, format version `u32`, reserved `u32` |
 //! | content | LZ4 blocks of concatenated document texts (about 32 KB each before compression) |
 //! | block table | per block: file offset `u64`, compressed length `u32`, text length `u32`, CRC-32 of the text `u32` |
-//! | documents | per document, varints: path length and bytes, object id length and bytes, size, flags, block, offset in block |
-//! | dictionary | sorted entries: trigram `u32`, document count `u32`, postings offset `u64` |
-//! | postings | per trigram, per document: the delta-coded varint document number, then a byte whose bit `p % 8` is set when the trigram starts at some byte `p` of the text (a literal's trigrams must then agree on a start) |
+//! | documents | per document, varints: path length and bytes, object id length and bytes, size, flags, part count; then per part: block, offset in block, length, number of its first line |
+//! | dictionary | sorted entries: trigram `u32`, part count `u32`, postings offset `u64` |
+//! | postings | per trigram, per part (parts are numbered across documents, in order): the delta-coded varint part number, then a byte whose bit `p % 8` is set when the trigram starts at some byte `p` of the part (a literal's trigrams must then agree on a start) |
 //! | footer | offsets of block table, documents, dictionary, postings and end `u64` each; block, document and dictionary counts `u32` each; CRC-32 of block table + documents + dictionary `u32`; `QIDXFOOT` |
 //!
 //! A shard is written to a temporary file, flushed to disk and renamed into place, so a reader
@@ -30,9 +35,9 @@ use std::path::Path;
 use super::IndexError;
 use super::trigram::{Trigram, TrigramSet};
 
-/// Version 2 added the position byte of each posting; version 1 shards are still read (their
-/// postings allow any start).
-pub const FORMAT_VERSION: u32 = 2;
+/// Version 2 added the position byte of each posting, version 3 the parts of large documents;
+/// versions 1 and 2 are still read (a document is one part; version 1 postings allow any start).
+pub const FORMAT_VERSION: u32 = 3;
 const HEADER_MAGIC: &[u8; 8] = b"QUARRYIX";
 const FOOTER_MAGIC: &[u8; 8] = b"QIDXFOOT";
 const HEADER_LEN: u64 = 16;
@@ -43,6 +48,8 @@ const DICT_ENTRY: usize = 16;
 /// decompression of its whole block, and LZ4 gains nothing from blocks larger than its 64 KB
 /// window: 32 KB blocks made selective searches 10-20% faster than 128 KB ones for 4% more index.
 const BLOCK_TARGET: usize = 32 * 1024;
+/// Documents are cut into parts of about this size (at the first line start after it).
+pub const PART_TARGET: usize = 64 * 1024;
 
 /// The contents of the document were not indexed: a NUL byte in its first 8 KB.
 pub const FLAG_BINARY: u8 = 1;
@@ -56,6 +63,19 @@ pub struct Doc {
     pub oid: String,
     pub size: u64,
     pub flags: u8,
+    /// Its parts: every document has at least one (empty for a document not indexed).
+    parts: std::ops::Range<u32>,
+}
+
+/// A part of a document's text: whole lines, in one block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Part {
+    pub doc: u32,
+    /// Byte offset of the part in its document.
+    pub start: u64,
+    /// 0-based number of the part's first line in its document.
+    pub first_line: u32,
+    pub len: u32,
     block: u32,
     offset: u32,
 }
@@ -97,6 +117,7 @@ fn get_varint(data: &[u8], at: &mut usize) -> Option<u64> {
 #[derive(Default)]
 pub struct ShardBuilder {
     docs: Vec<Doc>,
+    parts: Vec<Part>,
     blocks: Vec<Block>,
     content: Vec<u8>,
     pending: Vec<u8>,
@@ -115,28 +136,57 @@ impl ShardBuilder {
         flags: u8,
         text: &[u8],
     ) -> Result<(), IndexError> {
-        let doc_id = u32::try_from(self.docs.len())
-            .map_err(|_| IndexError::Corrupt("too many documents in one shard".into()))?;
-        if !self.pending.is_empty() && self.pending.len() + text.len() > BLOCK_TARGET {
-            self.seal_block()?;
+        let too_many = || IndexError::Corrupt("too many documents in one shard".into());
+        let doc = u32::try_from(self.docs.len()).map_err(|_| too_many())?;
+        let first_part = u32::try_from(self.parts.len()).map_err(|_| too_many())?;
+        let (mut start, mut first_line) = (0usize, 0u32);
+        loop {
+            let end = part_end(text, start);
+            let part = &text[start..end];
+            self.add_part(doc, start as u64, first_line, part)?;
+            first_line += memchr::memchr_iter(b'\n', part).count() as u32;
+            start = end;
+            if start >= text.len() {
+                break;
+            }
         }
-        let block = self.blocks.len() as u32;
-        let offset = self.pending.len() as u32;
-        self.pending.extend_from_slice(text);
         self.text_bytes += text.len() as u64;
-        self.trigrams.collect(text);
-        for (trigram, mask) in self.trigrams.with_masks() {
-            self.pairs
-                .push((u64::from(trigram) << 40) | (u64::from(doc_id) << 8) | u64::from(mask));
-        }
         self.docs.push(Doc {
             path,
             oid,
             size,
             flags,
-            block,
-            offset,
+            parts: first_part..self.parts.len() as u32,
         });
+        Ok(())
+    }
+
+    fn add_part(
+        &mut self,
+        doc: u32,
+        start: u64,
+        first_line: u32,
+        text: &[u8],
+    ) -> Result<(), IndexError> {
+        let part = u32::try_from(self.parts.len())
+            .map_err(|_| IndexError::Corrupt("too many parts in one shard".into()))?;
+        if !self.pending.is_empty() && self.pending.len() + text.len() > BLOCK_TARGET {
+            self.seal_block()?;
+        }
+        self.parts.push(Part {
+            doc,
+            start,
+            first_line,
+            len: text.len() as u32,
+            block: self.blocks.len() as u32,
+            offset: self.pending.len() as u32,
+        });
+        self.pending.extend_from_slice(text);
+        self.trigrams.collect(text);
+        for (trigram, mask) in self.trigrams.with_masks() {
+            self.pairs
+                .push((u64::from(trigram) << 40) | (u64::from(part) << 8) | u64::from(mask));
+        }
         Ok(())
     }
 
@@ -165,7 +215,7 @@ impl ShardBuilder {
 
     /// Writes the shard to `path` atomically: a temporary file, flushed, then renamed.
     pub fn write(mut self, path: &Path) -> Result<(), IndexError> {
-        // Every document points at a block, even an empty last one.
+        // Every part points at a block, even an empty last one.
         self.seal_block()?;
         let mut out = Vec::with_capacity(self.content.len() + self.pairs.len() * 2);
         out.extend_from_slice(HEADER_MAGIC);
@@ -187,10 +237,15 @@ impl ShardBuilder {
             out.extend_from_slice(doc.oid.as_bytes());
             put_varint(&mut out, doc.size);
             out.push(doc.flags);
-            put_varint(&mut out, u64::from(doc.block));
-            put_varint(&mut out, u64::from(doc.offset));
+            put_varint(&mut out, u64::from(doc.parts.end - doc.parts.start));
+            for part in &self.parts[doc.parts.start as usize..doc.parts.end as usize] {
+                put_varint(&mut out, u64::from(part.block));
+                put_varint(&mut out, u64::from(part.offset));
+                put_varint(&mut out, u64::from(part.len));
+                put_varint(&mut out, u64::from(part.first_line));
+            }
         }
-        // Postings are grouped by trigram: sort the (trigram, document) pairs by trigram.
+        // Postings are grouped by trigram: sort the (trigram, part) pairs by trigram.
         sort_by_trigram(&mut self.pairs);
         let mut dictionary = Vec::new();
         let mut postings = Vec::new();
@@ -234,8 +289,8 @@ impl ShardBuilder {
     }
 }
 
-/// Sorts (trigram << 40 | document << 8 | position mask) postings by trigram, keeping the order
-/// of documents within a trigram (they were added in increasing order): a stable radix sort over
+/// Sorts (trigram << 40 | part << 8 | position mask) postings by trigram, keeping the order
+/// of parts within a trigram (they were added in increasing order): a stable radix sort over
 /// the trigram's three bytes, several times faster than a comparison sort on this many.
 fn sort_by_trigram(pairs: &mut Vec<u64>) {
     let mut scratch = vec![0u64; pairs.len()];
@@ -253,6 +308,21 @@ fn sort_by_trigram(pairs: &mut Vec<u64>) {
             counts[bucket] += 1;
         }
         std::mem::swap(pairs, &mut scratch);
+    }
+}
+
+/// Where the part of `text` that starts at `start` ends: at the first line start at or after
+/// [`PART_TARGET`] bytes, or at the end.
+fn part_end(text: &[u8], start: usize) -> usize {
+    let rest = &text[start..];
+    if rest.len() <= PART_TARGET {
+        return text.len();
+    }
+    match memchr::memchr(b'\n', &rest[PART_TARGET - 1..]) {
+        Some(newline) if start + PART_TARGET + newline < text.len() => {
+            start + PART_TARGET + newline
+        }
+        _ => text.len(),
     }
 }
 
@@ -295,6 +365,7 @@ pub fn write_atomically(path: &Path, data: &[u8]) -> Result<(), IndexError> {
 pub struct Shard {
     file: File,
     docs: Vec<Doc>,
+    parts: Vec<Part>,
     /// Every document's path, one a line, so a path pattern is one pass over one buffer.
     paths: String,
     /// Where each document's path starts in `paths`.
@@ -422,9 +493,16 @@ impl Shard {
             .collect();
         let section = &metadata[block_count * BLOCK_ENTRY..];
         let mut docs = Vec::with_capacity(doc_count);
+        let mut parts: Vec<Part> = Vec::with_capacity(doc_count);
         let mut at = 0;
         let mut text_bytes = 0u64;
-        for _ in 0..doc_count {
+        let number = |at: &mut usize, what: &str| {
+            get_varint(section, at).ok_or_else(|| corrupt(&format!("bad {what}")))
+        };
+        let small = |value: u64, what: &str| {
+            u32::try_from(value).map_err(|_| corrupt(&format!("bad {what}")))
+        };
+        for doc in 0..doc_count as u32 {
             let string = |at: &mut usize| -> Option<String> {
                 let len = get_varint(section, at)? as usize;
                 let bytes = section.get(*at..*at + len)?;
@@ -433,13 +511,43 @@ impl Shard {
             };
             let path = string(&mut at).ok_or_else(|| corrupt("bad document path"))?;
             let oid = string(&mut at).ok_or_else(|| corrupt("bad document id"))?;
-            let size = get_varint(section, &mut at).ok_or_else(|| corrupt("bad size"))?;
+            let size = number(&mut at, "size")?;
             let flags = *section.get(at).ok_or_else(|| corrupt("bad flags"))?;
             at += 1;
-            let block = get_varint(section, &mut at).ok_or_else(|| corrupt("bad block"))? as u32;
-            let offset = get_varint(section, &mut at).ok_or_else(|| corrupt("bad offset"))? as u32;
-            if block as usize >= blocks.len() {
-                return Err(corrupt("document in a missing block"));
+            let first_part = parts.len() as u32;
+            // Before version 3 a document is one part, and its length is its size.
+            let part_count = if version >= 3 {
+                number(&mut at, "part count")?
+            } else {
+                1
+            };
+            let mut start = 0u64;
+            for _ in 0..part_count {
+                let block = small(number(&mut at, "block")?, "block")?;
+                let offset = small(number(&mut at, "offset")?, "offset")?;
+                let (len, first_line) = if version >= 3 {
+                    let len = small(number(&mut at, "part length")?, "part length")?;
+                    (len, small(number(&mut at, "line")?, "line")?)
+                } else if flags == 0 {
+                    (small(size, "size")?, 0)
+                } else {
+                    (0, 0)
+                };
+                if block as usize >= blocks.len() {
+                    return Err(corrupt("document in a missing block"));
+                }
+                parts.push(Part {
+                    doc,
+                    start,
+                    first_line,
+                    len,
+                    block,
+                    offset,
+                });
+                start += u64::from(len);
+            }
+            if parts.len() as u32 == first_part {
+                return Err(corrupt("document without parts"));
             }
             if flags == 0 {
                 text_bytes += size;
@@ -449,8 +557,7 @@ impl Shard {
                 oid,
                 size,
                 flags,
-                block,
-                offset,
+                parts: first_part..parts.len() as u32,
             });
         }
         let mut paths = String::new();
@@ -464,6 +571,7 @@ impl Shard {
         Ok(Shard {
             file,
             docs,
+            parts,
             paths,
             path_starts,
             blocks,
@@ -556,8 +664,18 @@ impl Shard {
         Ok(out)
     }
 
+    /// Every part of every document, in order (postings number them).
+    pub fn parts(&self) -> &[Part] {
+        &self.parts
+    }
+
+    /// The parts of a document.
+    pub fn parts_of(&self, doc: u32) -> std::ops::Range<u32> {
+        self.docs[doc as usize].parts.clone()
+    }
+
     /// The text of a block, checked against its checksum.
-    pub fn block_text(&self, block: u32) -> Result<Vec<u8>, IndexError> {
+    fn block_text(&self, block: u32) -> Result<Vec<u8>, IndexError> {
         let info = self.blocks[block as usize];
         let compressed = read_at(&self.file, info.offset, info.compressed as usize)?;
         let text = lz4_flex::block::decompress(&compressed, info.length as usize)
@@ -569,12 +687,47 @@ impl Shard {
         }
         Ok(text)
     }
+}
 
-    /// Where a document's text lies in its block's text.
-    pub fn locate(&self, doc: u32) -> (u32, usize, usize) {
-        let d = &self.docs[doc as usize];
-        let len = if d.flags == 0 { d.size as usize } else { 0 };
-        (d.block, d.offset as usize, len)
+/// Reads the texts of a shard's parts and documents, keeping the last block read (neighbouring
+/// small documents share one).
+pub struct Texts<'a> {
+    shard: &'a Shard,
+    block: Option<(u32, Vec<u8>)>,
+}
+
+impl<'a> Texts<'a> {
+    pub fn new(shard: &'a Shard) -> Self {
+        Texts { shard, block: None }
+    }
+
+    /// The text of a part.
+    pub fn part(&mut self, part: u32) -> Result<&[u8], IndexError> {
+        let info = self.shard.parts[part as usize];
+        if self.block.as_ref().map(|(b, _)| *b) != Some(info.block) {
+            self.block = Some((info.block, self.shard.block_text(info.block)?));
+        }
+        let (offset, len) = (info.offset as usize, info.len as usize);
+        self.block
+            .as_ref()
+            .and_then(|(_, text)| text.get(offset..offset + len))
+            .ok_or_else(|| {
+                let path = &self.shard.docs[info.doc as usize].path;
+                IndexError::Corrupt(format!("document {path} outside its block"))
+            })
+    }
+
+    /// The whole text of a document: borrowed when it is one part, else its parts joined.
+    pub fn doc(&mut self, doc: u32) -> Result<std::borrow::Cow<'_, [u8]>, IndexError> {
+        let parts = self.shard.parts_of(doc);
+        if parts.len() == 1 {
+            return Ok(std::borrow::Cow::Borrowed(self.part(parts.start)?));
+        }
+        let mut text = Vec::new();
+        for part in parts {
+            text.extend_from_slice(self.part(part)?);
+        }
+        Ok(std::borrow::Cow::Owned(text))
     }
 }
 
@@ -633,12 +786,17 @@ mod tests {
         let shard = Shard::open(&build(dir.path())).unwrap();
         assert_eq!(shard.docs().len(), 4);
         assert_eq!(shard.docs()[1].flags, FLAG_BINARY);
-        // `fn ` starts at byte 0 of both documents.
+        // `fn ` starts at byte 0 of both documents (the last is part 3 + the large one's parts
+        // beyond its first).
+        let last = shard.parts_of(3).start;
         assert_eq!(
             shard.postings(pack(b'f', b'n', b' ')).unwrap(),
-            [(0, 1), (3, 1)]
+            [(0, 1), (last, 1)]
         );
-        assert_eq!(shard.postings(pack(b'N', b'E', b'E')).unwrap().len(), 1);
+        assert_eq!(
+            shard.postings(pack(b'N', b'E', b'E')).unwrap().len(),
+            shard.parts_of(2).len()
+        );
         assert!(shard.postings(pack(b'z', b'z', b'z')).unwrap().is_empty());
         let rs = regex::bytes::RegexBuilder::new(r"\.rs$")
             .multi_line(true)
@@ -655,12 +813,24 @@ mod tests {
         );
         let everything = regex::bytes::Regex::new("").unwrap();
         assert_eq!(shard.docs_with_matching_path(&everything), [0, 1, 2, 3]);
-        let (block, offset, len) = shard.locate(3);
-        let text = shard.block_text(block).unwrap();
-        assert_eq!(&text[offset..offset + len], b"fn beta() {}");
-        let (block, offset, len) = shard.locate(2);
-        assert_eq!(len, 280_000);
-        assert!(shard.block_text(block).unwrap()[offset..offset + len].starts_with(b"needle\n"));
+        let mut texts = Texts::new(&shard);
+        assert_eq!(&*texts.doc(3).unwrap(), b"fn beta() {}");
+        assert_eq!(&*texts.doc(1).unwrap(), b"");
+        // The large document is cut into parts at line starts; their texts join up again.
+        let big = "needle\n".repeat(40_000);
+        assert!(shard.parts_of(2).len() > 1);
+        let mut start = 0;
+        for number in shard.parts_of(2) {
+            let part = shard.parts()[number as usize];
+            assert_eq!((part.doc, part.start), (2, start as u64));
+            assert_eq!(part.first_line as usize, start / 7);
+            let text = texts.part(number).unwrap().to_vec();
+            assert_eq!(text, big.as_bytes()[start..start + part.len as usize]);
+            assert!(text.ends_with(b"\n"));
+            start += part.len as usize;
+        }
+        assert_eq!(start, big.len());
+        assert_eq!(&*texts.doc(2).unwrap(), big.as_bytes());
     }
 
     #[test]
@@ -682,6 +852,6 @@ mod tests {
         flipped[HEADER_LEN as usize + 5] ^= 0xff;
         std::fs::write(&path, &flipped).unwrap();
         let shard = Shard::open(&path).unwrap();
-        assert!(shard.block_text(0).is_err());
+        assert!(Texts::new(&shard).part(0).is_err());
     }
 }

@@ -2,27 +2,37 @@
 //! stored texts with the same matcher as every other search.
 
 use super::IndexError;
-use super::candidates::{DocSet, candidates};
+use super::candidates::{PartSet, candidates, per_part, whole_docs};
 use std::collections::HashSet;
 
-use super::format::Shard;
+use super::format::{Shard, Texts};
 use super::repo::RepoIndex;
 use crate::archive::ScanStats;
 use crate::matcher::{FileMatch, match_file};
-use crate::query::BasicQuery;
+use crate::query::{BasicQuery, Expr};
 
 /// Searches every live document of the index that may match, its shards in parallel (a large
 /// repository is several shards, so it is not one thread's work). Stops early when `on_match`
-/// returns false or `stop` says so.
+/// returns false or `stop` says so. `on_match` gets the file's whole text when `whole_texts`
+/// asks for it (for context lines); otherwise a large file's text may be left out (empty).
 pub fn search(
     index: &RepoIndex,
     query: &BasicQuery,
     case_sensitive: bool,
+    whole_texts: bool,
     stop: &(dyn Fn() -> bool + Sync),
     on_match: &(dyn Fn(FileMatch, &[u8]) -> bool + Sync),
 ) -> Result<ScanStats, IndexError> {
     if let [(shard, tombstones)] = index.shards.as_slice() {
-        return search_shard(shard, tombstones, query, case_sensitive, stop, on_match);
+        return search_shard(
+            shard,
+            tombstones,
+            query,
+            case_sensitive,
+            whole_texts,
+            stop,
+            on_match,
+        );
     }
     std::thread::scope(|scope| {
         let running: Vec<_> = index
@@ -30,7 +40,15 @@ pub fn search(
             .iter()
             .map(|(shard, tombstones)| {
                 scope.spawn(move || {
-                    search_shard(shard, tombstones, query, case_sensitive, stop, on_match)
+                    search_shard(
+                        shard,
+                        tombstones,
+                        query,
+                        case_sensitive,
+                        whole_texts,
+                        stop,
+                        on_match,
+                    )
                 })
             })
             .collect();
@@ -50,62 +68,106 @@ fn search_shard(
     tombstones: &HashSet<u32>,
     query: &BasicQuery,
     case_sensitive: bool,
+    whole_texts: bool,
     stop: &(dyn Fn() -> bool + Sync),
     on_match: &(dyn Fn(FileMatch, &[u8]) -> bool + Sync),
 ) -> Result<ScanStats, IndexError> {
     let mut stats = ScanStats::default();
-    {
-        // Files whose contents were not indexed are reported whether or not they are candidates.
-        for (doc, meta) in shard.docs().iter().enumerate() {
-            if meta.flags != 0
-                && !tombstones.contains(&(doc as u32))
-                && query.scopes.path_matches(&meta.path)
-            {
-                if meta.flags & super::format::FLAG_BINARY != 0 {
-                    stats.binary.add(&meta.path);
-                } else {
-                    stats.too_large.add(&meta.path);
-                }
-            }
-        }
-        let docs: Vec<u32> = match candidates(shard, query.pattern.as_ref(), case_sensitive)? {
-            DocSet::All => (0..shard.docs().len() as u32).collect(),
-            DocSet::Some(docs) => docs,
-        };
-        let mut cached: Option<(u32, Vec<u8>)> = None;
-        for doc in docs {
-            if stop() {
-                return Ok(stats);
-            }
-            if tombstones.contains(&doc) {
-                continue;
-            }
-            let meta = &shard.docs()[doc as usize];
-            if !query.scopes.path_matches(&meta.path) {
-                continue;
-            }
-            let (found, text): (_, &[u8]) = if meta.flags != 0 {
-                (match_file(query.pattern.as_ref(), &meta.path, b""), b"")
+    // Files whose contents were not indexed are reported whether or not they are candidates.
+    for (doc, meta) in shard.docs().iter().enumerate() {
+        if meta.flags != 0
+            && !tombstones.contains(&(doc as u32))
+            && query.scopes.path_matches(&meta.path)
+        {
+            if meta.flags & super::format::FLAG_BINARY != 0 {
+                stats.binary.add(&meta.path);
             } else {
-                let (block, offset, len) = shard.locate(doc);
-                if cached.as_ref().map(|(b, _)| *b) != Some(block) {
-                    cached = Some((block, shard.block_text(block)?));
-                }
-                let text = cached
-                    .as_ref()
-                    .and_then(|(_, text)| text.get(offset..offset + len))
-                    .ok_or_else(|| {
-                        IndexError::Corrupt(format!("document {} outside its block", meta.path))
-                    })?;
-                stats.files_searched += 1;
-                (match_file(query.pattern.as_ref(), &meta.path, text), text)
-            };
-            if let Some(found) = found
-                && !on_match(found, text)
-            {
-                return Ok(stats);
+                stats.too_large.add(&meta.path);
             }
         }
     }
+    let pattern = query.pattern.as_ref();
+    let mut found = candidates(shard, pattern, case_sensitive)?;
+    // Only a pattern's matches can be gathered part by part; context lines need the whole text.
+    let by_part = !whole_texts && pattern.is_some_and(per_part);
+    if !by_part {
+        found = whole_docs(shard, found);
+    }
+    let parts: Vec<u32> = match found {
+        PartSet::All => (0..shard.parts().len() as u32).collect(),
+        PartSet::Some(parts) => parts,
+    };
+    let mut texts = Texts::new(shard);
+    let mut at = 0;
+    while at < parts.len() {
+        if stop() {
+            return Ok(stats);
+        }
+        // The candidate parts of one document.
+        let doc = shard.parts()[parts[at] as usize].doc;
+        let group_end = at
+            + parts[at..]
+                .iter()
+                .position(|&p| shard.parts()[p as usize].doc != doc)
+                .unwrap_or(parts.len() - at);
+        let group = &parts[at..group_end];
+        at = group_end;
+        let meta = &shard.docs()[doc as usize];
+        if tombstones.contains(&doc) || !query.scopes.path_matches(&meta.path) {
+            continue;
+        }
+        if meta.flags != 0 {
+            if let Some(found) = match_file(pattern, &meta.path, b"")
+                && !on_match(found, b"")
+            {
+                return Ok(stats);
+            }
+            continue;
+        }
+        stats.files_searched += 1;
+        let keep_going = if by_part && shard.parts_of(doc).len() > 1 {
+            match match_parts(shard, &mut texts, group, pattern, &meta.path)? {
+                Some(found) => on_match(found, b""),
+                None => true,
+            }
+        } else {
+            let text = texts.doc(doc)?;
+            match match_file(pattern, &meta.path, &text) {
+                Some(found) => on_match(found, &text),
+                None => true,
+            }
+        };
+        if !keep_going {
+            return Ok(stats);
+        }
+    }
     Ok(stats)
+}
+
+/// Matches some parts of one document, each alone, as one file match with the lines numbered
+/// and placed as in the whole document.
+fn match_parts(
+    shard: &Shard,
+    texts: &mut Texts,
+    parts: &[u32],
+    pattern: Option<&Expr>,
+    path: &str,
+) -> Result<Option<FileMatch>, IndexError> {
+    let mut all: Option<FileMatch> = None;
+    for &number in parts {
+        let part = shard.parts()[number as usize];
+        let Some(mut found) = match_file(pattern, path, texts.part(number)?) else {
+            continue;
+        };
+        for line in &mut found.lines {
+            line.line += part.first_line as usize;
+            line.offset += part.start as usize;
+        }
+        match &mut all {
+            // Every part reports the same path ranges.
+            Some(all) => all.lines.append(&mut found.lines),
+            None => all = Some(found),
+        }
+    }
+    Ok(all)
 }
