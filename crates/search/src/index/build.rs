@@ -224,6 +224,9 @@ fn write_shards<R: Read>(
             }
         };
         text_bytes += text.len() as u64;
+        if !builder.is_empty() && builder.is_full(text.len()) {
+            flush(std::mem::take(&mut builder), &mut written)?;
+        }
         builder.add(file.path.clone(), file.oid.clone(), size, flags, text)?;
         if builder.text_bytes() >= SHARD_TEXT_LIMIT {
             flush(std::mem::take(&mut builder), &mut written)?;

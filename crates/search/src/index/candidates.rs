@@ -11,8 +11,9 @@
 use regex_syntax::hir::{Hir, HirKind};
 
 use super::IndexError;
+use super::format::Posting;
 use super::format::Shard;
-use super::trigram::{allowed_starts, of_literal, positions_in_literal};
+use super::trigram::{InLiteral, Masks, allowed_starts, in_literal, of_literal};
 use crate::query::{Atom, Expr, Scope};
 
 /// A set of part numbers, ascending.
@@ -54,21 +55,21 @@ fn intersect(a: &[u32], b: &[u32]) -> Vec<u32> {
     out
 }
 
-/// The documents in both lists, keeping the starts both allow; those left with none go.
+/// The parts in both lists, keeping the starts both allow; those left with none go.
 fn intersect_starts(
-    docs: &[(u32, u8)],
-    postings: &[(u32, u8)],
-    starts: impl Fn(u8) -> u8,
+    parts: &[(u32, u8)],
+    postings: &[Posting],
+    starts: impl Fn(Masks) -> u8,
 ) -> Vec<(u32, u8)> {
     let (mut i, mut j, mut out) = (0, 0, Vec::new());
-    while i < docs.len() && j < postings.len() {
-        match docs[i].0.cmp(&postings[j].0) {
+    while i < parts.len() && j < postings.len() {
+        match parts[i].0.cmp(&postings[j].part) {
             std::cmp::Ordering::Less => i += 1,
             std::cmp::Ordering::Greater => j += 1,
             std::cmp::Ordering::Equal => {
-                let possible = docs[i].1 & starts(postings[j].1);
+                let possible = parts[i].1 & starts(postings[j].masks);
                 if possible != 0 {
-                    out.push((docs[i].0, possible));
+                    out.push((parts[i].0, possible));
                 }
                 i += 1;
                 j += 1;
@@ -187,33 +188,30 @@ fn lookup(shard: &Shard, required: &Required, case_sensitive: bool) -> Result<Pa
                 }
             }
             counted.sort_unstable();
-            // Each document keeps the starts (mod 8) at which the literal could be, as far as
-            // the trigrams read so far say; one with none left cannot hold it.
-            let positions = positions_in_literal(bytes, case_sensitive);
-            let offsets_of = |trigram: u32| -> Vec<usize> {
-                positions
+            // Each part keeps the starts (mod 8) at which the literal could be, as far as the
+            // trigrams read so far say; one with none left cannot hold it.
+            let occurrences = in_literal(bytes, case_sensitive);
+            let starts_of = |trigram: u32| {
+                let at: Vec<&InLiteral> = occurrences
                     .iter()
-                    .filter(|(t, _)| *t == trigram)
-                    .map(|(_, offset)| *offset)
-                    .collect()
+                    .filter(|o| o.trigram == trigram)
+                    .collect();
+                move |masks: Masks| allowed_starts(masks, at.iter().copied())
             };
-            let offsets = offsets_of(counted[0].1);
-            let mut docs: Vec<(u32, u8)> = shard
+            let starts = starts_of(counted[0].1);
+            let mut parts: Vec<(u32, u8)> = shard
                 .postings(counted[0].1)?
                 .into_iter()
-                .map(|(doc, mask)| (doc, allowed_starts(mask, offsets.iter().copied())))
+                .map(|posting| (posting.part, starts(posting.masks)))
                 .filter(|&(_, possible)| possible != 0)
                 .collect();
             for &(_, trigram) in &counted[1..] {
-                if docs.is_empty() {
+                if parts.is_empty() {
                     break;
                 }
-                let offsets = offsets_of(trigram);
-                docs = intersect_starts(&docs, &shard.postings(trigram)?, |mask| {
-                    allowed_starts(mask, offsets.iter().copied())
-                });
+                parts = intersect_starts(&parts, &shard.postings(trigram)?, starts_of(trigram));
             }
-            PartSet::Some(docs.into_iter().map(|(doc, _)| doc).collect())
+            PartSet::Some(parts.into_iter().map(|(part, _)| part).collect())
         }
         Required::All(parts) => {
             let mut set = PartSet::All;

@@ -19,8 +19,8 @@
 //! | content | LZ4 blocks of concatenated document texts (about 32 KB each before compression) |
 //! | block table | per block: file offset `u64`, compressed length `u32`, text length `u32`, CRC-32 of the text `u32` |
 //! | documents | per document, varints: path length and bytes, object id length and bytes, size, flags, part count; then per part: block, offset in block, length, number of its first line |
-//! | dictionary | sorted entries: trigram `u32`, part count `u32`, postings offset `u64` |
-//! | postings | per trigram, per part (parts are numbered across documents, in order): the delta-coded varint part number, then a byte whose bit `p % 8` is set when the trigram starts at some byte `p` of the part (a literal's trigrams must then agree on a start) |
+//! | dictionary | per trigram, ascending, varints: the trigram less the one before, its part count, the byte length of its postings |
+//! | postings | per trigram, per part (parts are numbered across documents, in order): the delta-coded varint part number; a byte whose bit `p % 8` is set when the trigram starts at some byte `p` of the part (a literal's trigrams must then agree on a start); a byte with the [follower bit](super::trigram::follower_bit) of each byte that follows the trigram in the part (a literal's next byte must be among them) |
 //! | footer | offsets of block table, documents, dictionary, postings and end `u64` each; block, document and dictionary counts `u32` each; CRC-32 of block table + documents + dictionary `u32`; `QIDXFOOT` |
 //!
 //! A shard is written to a temporary file, flushed to disk and renamed into place, so a reader
@@ -33,17 +33,21 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use super::IndexError;
-use super::trigram::{Trigram, TrigramSet};
+use super::trigram::{Masks, Trigram, TrigramSet};
 
-/// Version 2 added the position byte of each posting, version 3 the parts of large documents;
-/// versions 1 and 2 are still read (a document is one part; version 1 postings allow any start).
+/// Version 2 added the position byte of each posting; version 3 the parts of large documents,
+/// the follower byte of each posting and a dictionary of varints. Versions 1 and 2 are still
+/// read (a document is one part; version 1 postings allow any start, neither says followers).
 pub const FORMAT_VERSION: u32 = 3;
 const HEADER_MAGIC: &[u8; 8] = b"QUARRYIX";
 const FOOTER_MAGIC: &[u8; 8] = b"QIDXFOOT";
 const HEADER_LEN: u64 = 16;
 const FOOTER_LEN: usize = 5 * 8 + 4 * 4 + 8;
 const BLOCK_ENTRY: usize = 20;
-const DICT_ENTRY: usize = 16;
+/// A version 1 or 2 dictionary entry: trigram `u32`, document count `u32`, postings offset `u64`.
+const OLD_DICT_ENTRY: usize = 16;
+/// Postings name parts in 24 bits (see [`ShardBuilder::is_full`]).
+pub const MAX_PARTS: usize = 1 << 24;
 /// Texts are compressed together up to about this size. A candidate document costs the
 /// decompression of its whole block, and LZ4 gains nothing from blocks larger than its 64 KB
 /// window: 32 KB blocks made selective searches 10-20% faster than 128 KB ones for 4% more index.
@@ -55,6 +59,13 @@ pub const PART_TARGET: usize = 64 * 1024;
 pub const FLAG_BINARY: u8 = 1;
 /// The contents of the document were not indexed: larger than the limit.
 pub const FLAG_TOO_LARGE: u8 = 2;
+
+/// A part that holds a trigram, and the trigram's masks there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Posting {
+    pub part: u32,
+    pub masks: Masks,
+}
 
 /// A document of a shard.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -168,8 +179,10 @@ impl ShardBuilder {
         first_line: u32,
         text: &[u8],
     ) -> Result<(), IndexError> {
-        let part = u32::try_from(self.parts.len())
-            .map_err(|_| IndexError::Corrupt("too many parts in one shard".into()))?;
+        if self.parts.len() >= MAX_PARTS {
+            return Err(IndexError::Corrupt("too many parts in one shard".into()));
+        }
+        let part = self.parts.len() as u32;
         if !self.pending.is_empty() && self.pending.len() + text.len() > BLOCK_TARGET {
             self.seal_block()?;
         }
@@ -183,9 +196,13 @@ impl ShardBuilder {
         });
         self.pending.extend_from_slice(text);
         self.trigrams.collect(text);
-        for (trigram, mask) in self.trigrams.with_masks() {
-            self.pairs
-                .push((u64::from(trigram) << 40) | (u64::from(part) << 8) | u64::from(mask));
+        for (trigram, masks) in self.trigrams.with_masks() {
+            self.pairs.push(
+                (u64::from(trigram) << 40)
+                    | (u64::from(part) << 16)
+                    | (u64::from(masks.followers) << 8)
+                    | u64::from(masks.starts),
+            );
         }
         Ok(())
     }
@@ -197,6 +214,12 @@ impl ShardBuilder {
 
     pub fn is_empty(&self) -> bool {
         self.docs.is_empty()
+    }
+
+    /// Whether the shard should be written out before another document: its postings can name
+    /// only [`MAX_PARTS`] parts, and a document may need one per 64 KiB of its text.
+    pub fn is_full(&self, next_text: usize) -> bool {
+        self.parts.len() + 1 + next_text / PART_TARGET >= MAX_PARTS
     }
 
     fn seal_block(&mut self) -> Result<(), IndexError> {
@@ -249,23 +272,26 @@ impl ShardBuilder {
         sort_by_trigram(&mut self.pairs);
         let mut dictionary = Vec::new();
         let mut postings = Vec::new();
-        let mut i = 0;
+        let (mut i, mut trigrams, mut previous_trigram) = (0, 0u32, 0u32);
         while i < self.pairs.len() {
             let trigram = (self.pairs[i] >> 40) as u32;
-            let start = postings.len() as u64;
+            let start = postings.len();
             let mut previous = 0u32;
-            let mut count = 0u32;
+            let mut count = 0u64;
             while i < self.pairs.len() && (self.pairs[i] >> 40) as u32 == trigram {
-                let doc = (self.pairs[i] >> 8) as u32;
-                put_varint(&mut postings, u64::from(doc - previous));
+                let part = ((self.pairs[i] >> 16) & 0xff_ffff) as u32;
+                put_varint(&mut postings, u64::from(part - previous));
                 postings.push(self.pairs[i] as u8);
-                previous = doc;
+                postings.push((self.pairs[i] >> 8) as u8);
+                previous = part;
                 count += 1;
                 i += 1;
             }
-            dictionary.extend_from_slice(&trigram.to_le_bytes());
-            dictionary.extend_from_slice(&count.to_le_bytes());
-            dictionary.extend_from_slice(&start.to_le_bytes());
+            put_varint(&mut dictionary, u64::from(trigram - previous_trigram));
+            put_varint(&mut dictionary, count);
+            put_varint(&mut dictionary, (postings.len() - start) as u64);
+            previous_trigram = trigram;
+            trigrams += 1;
         }
         let dict_off = out.len() as u64;
         out.extend_from_slice(&dictionary);
@@ -279,7 +305,7 @@ impl ShardBuilder {
         for value in [
             self.blocks.len() as u32,
             self.docs.len() as u32,
-            (dictionary.len() / DICT_ENTRY) as u32,
+            trigrams,
             crc,
         ] {
             out.extend_from_slice(&value.to_le_bytes());
@@ -289,7 +315,7 @@ impl ShardBuilder {
     }
 }
 
-/// Sorts (trigram << 40 | part << 8 | position mask) postings by trigram, keeping the order
+/// Sorts (trigram << 40 | part << 16 | masks) postings by trigram, keeping the order
 /// of parts within a trigram (they were added in increasing order): a stable radix sort over
 /// the trigram's three bytes, several times faster than a comparison sort on this many.
 fn sort_by_trigram(pairs: &mut Vec<u64>) {
@@ -382,8 +408,8 @@ pub struct Shard {
     postings_off: u64,
     postings_end: u64,
     text_bytes: u64,
-    /// Whether postings carry position masks (version 2 on); version 1 postings allow any start.
-    positions: bool,
+    /// The format version: postings before 2 have no masks, before 3 no followers.
+    version: u32,
 }
 
 impl std::fmt::Debug for Shard {
@@ -454,12 +480,12 @@ impl Shard {
             && postings_off <= end
             && end == len - FOOTER_LEN as u64
             && blocks_off + (block_count * BLOCK_ENTRY) as u64 == docs_off
-            && dict_off + (dict_count * DICT_ENTRY) as u64 == postings_off;
+            && (version >= 3 || dict_off + (dict_count * OLD_DICT_ENTRY) as u64 == postings_off);
         if !ordered {
             return Err(corrupt("section offsets out of order"));
         }
         let metadata = read_at(&file, blocks_off, (dict_off - blocks_off) as usize)?;
-        let dictionary = read_at(&file, dict_off, dict_count * DICT_ENTRY)?;
+        let dictionary = read_at(&file, dict_off, (postings_off - dict_off) as usize)?;
         let mut hasher = crc32fast::Hasher::new();
         hasher.update(&metadata);
         hasher.update(&dictionary);
@@ -470,15 +496,38 @@ impl Shard {
         let mut trigrams = Vec::with_capacity(dict_count);
         let mut counts = Vec::with_capacity(dict_count);
         let mut offsets = Vec::with_capacity(dict_count);
+        let out_of_order = || corrupt("dictionary out of order");
+        let mut at = 0;
+        let mut next_offset = 0u64;
         for i in 0..dict_count {
-            let at = i * DICT_ENTRY;
-            let offset = read_u64(&dictionary, at + 8);
-            if offset > postings_len || (i > 0 && read_u32(&dictionary, at) <= trigrams[i - 1]) {
-                return Err(corrupt("dictionary out of order"));
+            let (trigram, count, offset) = if version >= 3 {
+                let mut number = || get_varint(&dictionary, &mut at).ok_or_else(out_of_order);
+                let (delta, count, len) = (number()?, number()?, number()?);
+                let trigram = trigrams.last().copied().unwrap_or(0) as u64 + delta;
+                let offset = next_offset;
+                next_offset += len;
+                (trigram, count, offset)
+            } else {
+                let at = i * OLD_DICT_ENTRY;
+                let trigram = read_u32(&dictionary, at);
+                let offset = read_u64(&dictionary, at + 8);
+                (
+                    u64::from(trigram),
+                    u64::from(read_u32(&dictionary, at + 4)),
+                    offset,
+                )
+            };
+            let ascending = i == 0 || trigram > u64::from(trigrams[i - 1]);
+            if offset > postings_len || !ascending || trigram > 0xff_ffff || count > u32::MAX as u64
+            {
+                return Err(out_of_order());
             }
-            trigrams.push(read_u32(&dictionary, at));
-            counts.push(read_u32(&dictionary, at + 4));
+            trigrams.push(trigram as u32);
+            counts.push(count as u32);
             offsets.push(u32::try_from(offset).map_err(|_| corrupt("postings too large"))?);
+        }
+        if version >= 3 && (at != dictionary.len() || next_offset != postings_len) {
+            return Err(out_of_order());
         }
         let blocks: Vec<Block> = (0..block_count)
             .map(|i| {
@@ -582,7 +631,7 @@ impl Shard {
             postings_off,
             postings_end: end,
             text_bytes,
-            positions: version >= 2,
+            version,
         })
     }
 
@@ -629,9 +678,8 @@ impl Shard {
         }
     }
 
-    /// The documents that contain a trigram, ascending, each with the trigram's position mask
-    /// in it (bit `p % 8` for a start at byte `p`).
-    pub fn postings(&self, trigram: Trigram) -> Result<Vec<(u32, u8)>, IndexError> {
+    /// The parts that contain a trigram, ascending, each with the trigram's masks in it.
+    pub fn postings(&self, trigram: Trigram) -> Result<Vec<Posting>, IndexError> {
         let Ok(i) = self.trigrams.binary_search(&trigram) else {
             return Ok(Vec::new());
         };
@@ -644,22 +692,31 @@ impl Shard {
             return Err(IndexError::Corrupt("postings out of bounds".into()));
         }
         let bytes = read_at(&self.file, start, (end - start) as usize)?;
+        let truncated = || IndexError::Corrupt("truncated postings".into());
         let count = self.counts[i] as usize;
         let mut out = Vec::with_capacity(count);
         let mut cursor = 0;
-        let mut doc = 0u64;
+        let mut part = 0u64;
+        let byte = |cursor: &mut usize| -> Result<u8, IndexError> {
+            *cursor += 1;
+            bytes.get(*cursor - 1).copied().ok_or_else(truncated)
+        };
         for _ in 0..count {
-            doc += get_varint(&bytes, &mut cursor)
-                .ok_or_else(|| IndexError::Corrupt("truncated postings".into()))?;
-            let mask = if self.positions {
-                cursor += 1;
-                *bytes
-                    .get(cursor - 1)
-                    .ok_or_else(|| IndexError::Corrupt("truncated postings".into()))?
+            part += get_varint(&bytes, &mut cursor).ok_or_else(truncated)?;
+            let starts = if self.version >= 2 {
+                byte(&mut cursor)?
             } else {
                 0xff
             };
-            out.push((doc as u32, mask));
+            let followers = if self.version >= 3 {
+                byte(&mut cursor)?
+            } else {
+                0xff
+            };
+            out.push(Posting {
+                part: part as u32,
+                masks: Masks { starts, followers },
+            });
         }
         Ok(out)
     }
@@ -734,7 +791,7 @@ impl<'a> Texts<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::index::trigram::pack;
+    use crate::index::trigram::{follower_bit, pack};
 
     fn build(dir: &Path) -> std::path::PathBuf {
         let mut builder = ShardBuilder::default();
@@ -789,9 +846,15 @@ mod tests {
         // `fn ` starts at byte 0 of both documents (the last is part 3 + the large one's parts
         // beyond its first).
         let last = shard.parts_of(3).start;
+        let found: Vec<(u32, u8, u8)> = shard
+            .postings(pack(b'f', b'n', b' '))
+            .unwrap()
+            .iter()
+            .map(|p| (p.part, p.masks.starts, p.masks.followers))
+            .collect();
         assert_eq!(
-            shard.postings(pack(b'f', b'n', b' ')).unwrap(),
-            [(0, 1), (last, 1)]
+            found,
+            [(0, 1, follower_bit(b'a')), (last, 1, follower_bit(b'b'))]
         );
         assert_eq!(
             shard.postings(pack(b'N', b'E', b'E')).unwrap().len(),

@@ -12,11 +12,27 @@ pub fn pack(a: u8, b: u8, c: u8) -> Trigram {
         | u32::from(c.to_ascii_lowercase())
 }
 
-/// Collects the distinct trigrams of texts with where they occur, reusing its memory between
-/// texts. Where is a position mask: bit `p % 8` is set for a trigram starting at byte `p`.
+/// A bit (of eight) standing for a folded byte, in a posting's mask of the bytes that follow its
+/// trigram.
+#[inline]
+pub fn follower_bit(byte: u8) -> u8 {
+    1 << (u32::from(byte.to_ascii_lowercase()).wrapping_mul(0x9E37_79B1) >> 29)
+}
+
+/// What a text says of one of its trigrams: where it starts (bit `p % 8` for a start at byte `p`)
+/// and which bytes follow it (their [`follower_bit`]s; none at a line's end).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Masks {
+    pub starts: u8,
+    pub followers: u8,
+}
+
+/// Collects the distinct trigrams of texts with their [`Masks`], reusing its memory between
+/// texts.
 pub struct TrigramSet {
-    /// Per trigram, its position mask in the current text (zero: absent).
-    masks: Vec<u8>,
+    /// Per trigram, its masks in the current text: starts in the low byte, followers in the
+    /// high one (zero: absent, since a present trigram has a start).
+    masks: Vec<u16>,
     found: Vec<Trigram>,
 }
 
@@ -44,6 +60,10 @@ impl TrigramSet {
                 run = 0;
                 continue;
             }
+            if run >= 3 {
+                // This byte follows the trigram that ended on the byte before.
+                self.masks[t as usize] |= u16::from(follower_bit(byte)) << 8;
+            }
             t = ((t << 8) | u32::from(byte.to_ascii_lowercase())) & 0x00ff_ffff;
             run += 1;
             if run < 3 {
@@ -59,9 +79,18 @@ impl TrigramSet {
         &self.found
     }
 
-    /// The last collected text's trigrams with their position masks.
-    pub fn with_masks(&self) -> impl Iterator<Item = (Trigram, u8)> + '_ {
-        self.found.iter().map(|&t| (t, self.masks[t as usize]))
+    /// The last collected text's trigrams with their masks.
+    pub fn with_masks(&self) -> impl Iterator<Item = (Trigram, Masks)> + '_ {
+        self.found.iter().map(|&t| {
+            let mask = self.masks[t as usize];
+            (
+                t,
+                Masks {
+                    starts: mask as u8,
+                    followers: (mask >> 8) as u8,
+                },
+            )
+        })
     }
 }
 
@@ -78,10 +107,19 @@ pub fn of_literal(literal: &[u8], case_sensitive: bool) -> Vec<Trigram> {
     out
 }
 
-/// The trigrams of a literal with their offsets in it, for checking where they occur: none when
-/// offsets in a matching text could differ (without case, a non-ASCII character may match one of
-/// another length).
-pub fn positions_in_literal(literal: &[u8], case_sensitive: bool) -> Vec<(Trigram, usize)> {
+/// One occurrence of a trigram in a literal: its offset, and the bit of the byte after it when
+/// the literal has one there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InLiteral {
+    pub trigram: Trigram,
+    pub offset: usize,
+    pub follower: Option<u8>,
+}
+
+/// The trigrams of a literal with where they occur in it, for checking against a text's masks:
+/// none when a matching text could differ (without case, a non-ASCII character may match one of
+/// another length and folding).
+pub fn in_literal(literal: &[u8], case_sensitive: bool) -> Vec<InLiteral> {
     if !case_sensitive && !literal.is_ascii() {
         return Vec::new();
     }
@@ -89,16 +127,30 @@ pub fn positions_in_literal(literal: &[u8], case_sensitive: bool) -> Vec<(Trigra
         .windows(3)
         .enumerate()
         .filter(|(_, w)| !w.contains(&b'\n'))
-        .map(|(at, w)| (pack(w[0], w[1], w[2]), at))
+        .map(|(offset, w)| InLiteral {
+            trigram: pack(w[0], w[1], w[2]),
+            offset,
+            follower: literal
+                .get(offset + 3)
+                .filter(|&&b| b != b'\n')
+                .map(|&b| follower_bit(b)),
+        })
         .collect()
 }
 
 /// The starts (mod 8, as a mask) a literal may have in a text, as far as one of its trigrams
-/// says: the trigram's position mask in the text, turned back by each offset at which the
-/// literal holds it. A text holds the literal only if all its trigrams allow a common start.
-pub fn allowed_starts(mask: u8, offsets: impl IntoIterator<Item = usize>) -> u8 {
-    offsets.into_iter().fold(0xff, |allowed, offset| {
-        allowed & mask.rotate_right((offset & 7) as u32)
+/// says: none when a byte that follows the trigram in the literal never follows it in the text;
+/// otherwise the trigram's start mask turned back by each offset at which the literal holds it.
+/// A text holds the literal only if all its trigrams allow a common start.
+pub fn allowed_starts<'a>(
+    masks: Masks,
+    occurrences: impl IntoIterator<Item = &'a InLiteral>,
+) -> u8 {
+    occurrences.into_iter().fold(0xff, |allowed, at| {
+        if at.follower.is_some_and(|bit| masks.followers & bit == 0) {
+            return 0;
+        }
+        allowed & masks.starts.rotate_right((at.offset & 7) as u32)
     })
 }
 
@@ -128,28 +180,40 @@ mod tests {
     #[test]
     fn masks_say_where_trigrams_start_and_literals_check_them() {
         let mut set = TrigramSet::default();
-        let text = b"0123456789 needle, hay; nee dle needs";
+        let text = b"0123456789 needle, hay; nee dle needs\nnee";
         set.collect(text);
-        let masks: std::collections::HashMap<Trigram, u8> = set.with_masks().collect();
-        // `nee` starts at 11, 24 and 32: bits 3 and 0.
-        assert_eq!(masks[&pack(b'n', b'e', b'e')], 0b0000_1001);
+        let masks: std::collections::HashMap<Trigram, Masks> = set.with_masks().collect();
+        // `nee` starts at 11, 24, 32 and 38: bits 3, 0 and 6; it is followed by `d` and ` `
+        // (and by nothing at the end of the text).
+        let nee = masks[&pack(b'n', b'e', b'e')];
+        assert_eq!(nee.starts, 0b0100_1001);
+        assert_eq!(nee.followers, follower_bit(b'd') | follower_bit(b' '));
         let check = |literal: &[u8]| {
-            positions_in_literal(literal, true)
-                .into_iter()
-                .fold(0xff, |shared, (t, at)| {
-                    shared & allowed_starts(masks.get(&t).copied().unwrap_or(0), [at])
-                })
-                != 0
+            let occurrences = in_literal(literal, true);
+            occurrences.iter().fold(0xff, |shared, at| {
+                let masks = masks.get(&at.trigram).copied().unwrap_or(Masks {
+                    starts: 0,
+                    followers: 0,
+                });
+                shared & allowed_starts(masks, [at])
+            }) != 0
         };
         // Every substring of the text passes; a literal whose trigrams all occur, but never
-        // in this order and spacing, does not.
+        // in this order and spacing, does not; nor one where a trigram is followed by a byte
+        // that never follows it in the text.
         for start in 0..text.len() {
             for end in start + 3..=text.len() {
                 assert!(check(&text[start..end]), "{:?}", &text[start..end]);
             }
         }
         assert!(!check(b"needle needs"));
-        assert!(positions_in_literal("né".as_bytes(), false).is_empty());
+        let unseen_follower = (b'a'..=b'z')
+            .find(|&b| follower_bit(b) & nee.followers == 0)
+            .expect("a letter outside the followers");
+        assert!(!check(&[b'n', b'e', b'e', unseen_follower]));
+        assert!(in_literal("né".as_bytes(), false).is_empty());
+        // Case folds: an upper-case follower is the lower-case one.
+        assert_eq!(follower_bit(b'D'), follower_bit(b'd'));
     }
 
     #[test]
