@@ -166,3 +166,26 @@ fn reads_a_version_1_shard() {
     assert_eq!(&*texts.doc(1).unwrap(), b"pub fn quarry() -> u32 { 42 }\n");
     assert_eq!(&*texts.doc(2).unwrap(), b"");
 }
+
+/// Version 2 shards (position masks, one part a document) stay readable: `tests/data/v2.qix`
+/// was written by the last release of version 2's `ShardBuilder` and is never regenerated.
+#[test]
+fn reads_a_version_2_shard() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/v2.qix");
+    let shard = Shard::open(&path).unwrap();
+    let paths: Vec<&str> = shard.docs().iter().map(|d| d.path.as_str()).collect();
+    assert_eq!(paths, ["README.md", "src/lib.rs", "logo.png"]);
+    // `qua` starts at bytes 2 and 16 of the first text and 7 of the second; version 2 postings
+    // say nothing of followers.
+    let found: Vec<(u32, u8, u8)> = shard
+        .postings(pack(b'q', b'u', b'a'))
+        .unwrap()
+        .iter()
+        .map(|p| (p.part, p.masks.starts, p.masks.followers))
+        .collect();
+    assert_eq!(found, [(0, 0b101, 0xff), (1, 0b1000_0000, 0xff)]);
+    let mut texts = Texts::new(&shard);
+    assert_eq!(&*texts.doc(0).unwrap(), b"# Quarry\nSearch quarry code.\n");
+    assert_eq!(&*texts.doc(1).unwrap(), b"pub fn quarry() -> u32 { 42 }\n");
+    assert_eq!(&*texts.doc(2).unwrap(), b"");
+}
