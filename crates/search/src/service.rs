@@ -146,7 +146,8 @@ enum Found {
 /// What every repository scan of a basic query needs to know.
 struct Scan {
     query: BasicQuery,
-    case_sensitive: bool,
+    /// What the index is asked for the query's pattern, worked out once for every shard.
+    candidates: index::candidates::CandidatePlan,
     select: Option<Select>,
     context_lines: usize,
 }
@@ -279,7 +280,10 @@ impl Searcher {
         for basic in &plan.basics {
             let scan = Arc::new(Scan {
                 query: basic.clone(),
-                case_sensitive: plan.case_sensitive,
+                candidates: index::candidates::CandidatePlan::new(
+                    basic.pattern.as_ref(),
+                    plan.case_sensitive,
+                ),
                 select: plan.select,
                 context_lines: options.context_lines,
             });
@@ -521,7 +525,7 @@ fn search_indexes(
         let report = match index::search(
             repo_index,
             &scan.query,
-            scan.case_sensitive,
+            &scan.candidates,
             scan.context_lines > 0,
             &|| cancel.is_cancelled(),
             &emit,

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use quarry_gitserver::testing::TestRepo;
 use quarry_gitserver::{GitService, LocalGitService};
+use quarry_search::index::candidates::CandidatePlan;
 use quarry_search::index::format::{Shard, Texts};
 use quarry_search::index::trigram::pack;
 use quarry_search::index::{IndexBuilder, IndexCatalog, search};
@@ -19,7 +20,7 @@ fn found_paths(catalog: &IndexCatalog, query: &str) -> Vec<String> {
     search(
         &index,
         &plan.basics[0],
-        plan.case_sensitive,
+        &CandidatePlan::new(plan.basics[0].pattern.as_ref(), plan.case_sensitive),
         false,
         &|| false,
         &|m, _| {

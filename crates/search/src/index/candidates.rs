@@ -13,8 +13,8 @@ use regex_syntax::hir::{Hir, HirKind};
 use super::IndexError;
 use super::format::Posting;
 use super::format::Shard;
-use super::trigram::{InLiteral, Masks, allowed_starts, in_literal, of_literal};
-use crate::query::{Atom, Expr, Scope};
+use super::trigram::{InLiteral, Masks, Trigram, allowed_starts, in_literal, of_literal};
+use crate::query::{Expr, Scope};
 
 /// A set of part numbers, ascending.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -167,100 +167,233 @@ fn rarity(trigram: u32) -> u32 {
         .sum()
 }
 
-fn lookup(shard: &Shard, required: &Required, case_sensitive: bool) -> Result<PartSet, IndexError> {
-    Ok(match required {
-        Required::Anything => PartSet::All,
-        Required::Literal(bytes) => {
-            let mut trigrams = of_literal(bytes, case_sensitive);
-            if trigrams.is_empty() {
-                return Ok(PartSet::All);
-            }
-            // A trigram the shard lacks settles it without reading anything, so the trigrams
-            // likeliest to be missing are looked up first and the first one missing ends it;
-            // otherwise the rarest lists are read first, and reading stops once no document
-            // is left.
-            trigrams.sort_by_key(|&t| std::cmp::Reverse(rarity(t)));
-            let mut counted: Vec<(u32, u32)> = Vec::with_capacity(trigrams.len());
-            for trigram in trigrams {
-                match shard.posting_count(trigram) {
-                    0 => return Ok(PartSet::Some(Vec::new())),
-                    count => counted.push((count, trigram)),
-                }
-            }
-            counted.sort_unstable();
-            // Each part keeps the starts (mod 8) at which the literal could be, as far as the
-            // trigrams read so far say; one with none left cannot hold it.
-            let occurrences = in_literal(bytes, case_sensitive);
-            let starts_of = |trigram: u32| {
-                let at: Vec<&InLiteral> = occurrences
-                    .iter()
-                    .filter(|o| o.trigram == trigram)
-                    .collect();
-                move |masks: Masks| allowed_starts(masks, at.iter().copied())
-            };
-            let starts = starts_of(counted[0].1);
-            let mut parts: Vec<(u32, u8)> = shard
-                .postings(counted[0].1)?
-                .into_iter()
-                .map(|posting| (posting.part, starts(posting.masks)))
-                .filter(|&(_, possible)| possible != 0)
-                .collect();
-            for &(_, trigram) in &counted[1..] {
-                if parts.is_empty() {
-                    break;
-                }
-                parts = intersect_starts(&parts, &shard.postings(trigram)?, starts_of(trigram));
-            }
-            PartSet::Some(parts.into_iter().map(|(part, _)| part).collect())
-        }
-        Required::All(parts) => {
-            let mut set = PartSet::All;
-            for part in parts {
-                set = set.and(lookup(shard, part, case_sensitive)?);
-                if set == PartSet::Some(Vec::new()) {
-                    break;
-                }
-            }
-            set
-        }
-        Required::Any(parts) => {
-            let mut set = PartSet::Some(Vec::new());
-            for part in parts {
-                set = set.or(lookup(shard, part, case_sensitive)?);
-                if set == PartSet::All {
-                    break;
-                }
-            }
-            set
-        }
-    })
+/// A literal's trigrams, likeliest missing first, each with where the literal holds it.
+#[derive(Debug)]
+struct LiteralLookup {
+    trigrams: Vec<(Trigram, Vec<InLiteral>)>,
 }
 
-fn atom_candidates(
-    shard: &Shard,
-    atom: &Atom,
-    case_sensitive: bool,
-) -> Result<PartSet, IndexError> {
-    let content = if atom.scope == Scope::Path {
-        PartSet::Some(Vec::new())
-    } else if atom.literal {
-        lookup(
-            shard,
-            &Required::Literal(atom.text.as_bytes().to_vec()),
-            case_sensitive,
-        )?
-    } else {
-        lookup(shard, &required(&atom.text), case_sensitive)?
-    };
-    if atom.scope == Scope::Content || content == PartSet::All {
-        return Ok(content);
+impl LiteralLookup {
+    /// `None` when the literal is too short to have a trigram.
+    fn new(bytes: &[u8], case_sensitive: bool) -> Option<LiteralLookup> {
+        let mut trigrams = of_literal(bytes, case_sensitive);
+        if trigrams.is_empty() {
+            return None;
+        }
+        trigrams.sort_by_key(|&t| std::cmp::Reverse(rarity(t)));
+        let occurrences = in_literal(bytes, case_sensitive);
+        Some(LiteralLookup {
+            trigrams: trigrams
+                .into_iter()
+                .map(|trigram| {
+                    let at = occurrences
+                        .iter()
+                        .filter(|o| o.trigram == trigram)
+                        .copied()
+                        .collect();
+                    (trigram, at)
+                })
+                .collect(),
+        })
     }
-    let first_parts = shard
-        .docs_with_matching_path(&atom.regex)
-        .into_iter()
-        .map(|doc| shard.parts_of(doc).start)
-        .collect();
-    Ok(content.or(PartSet::Some(first_parts)))
+
+    fn find(&self, shard: &Shard) -> Result<PartSet, IndexError> {
+        // A trigram the shard lacks settles it without reading anything, so the trigrams
+        // likeliest to be missing are looked up first and the first one missing ends it;
+        // otherwise the shortest lists are read first, and reading stops once no part is left.
+        let mut counted: Vec<(u32, usize)> = Vec::with_capacity(self.trigrams.len());
+        for (i, (trigram, _)) in self.trigrams.iter().enumerate() {
+            match shard.posting_count(*trigram) {
+                0 => return Ok(PartSet::Some(Vec::new())),
+                count => counted.push((count, i)),
+            }
+        }
+        counted.sort_unstable();
+        // Each part keeps the starts (mod 8) at which the literal could be, as far as the
+        // trigrams read so far say; one with none left cannot hold it.
+        let mut parts: Option<Vec<(u32, u8)>> = None;
+        for (_, i) in counted {
+            let (trigram, at) = &self.trigrams[i];
+            let starts = |masks: Masks| allowed_starts(masks, at);
+            let postings = shard.postings(*trigram)?;
+            let next = match &parts {
+                None => postings
+                    .into_iter()
+                    .map(|posting| (posting.part, starts(posting.masks)))
+                    .filter(|&(_, possible)| possible != 0)
+                    .collect(),
+                Some(parts) => intersect_starts(parts, &postings, starts),
+            };
+            let empty = next.is_empty();
+            parts = Some(next);
+            if empty {
+                break;
+            }
+        }
+        Ok(PartSet::Some(
+            parts
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(part, _)| part)
+                .collect(),
+        ))
+    }
+}
+
+/// What a pattern requires, as index lookups.
+#[derive(Debug)]
+enum Lookup {
+    Anything,
+    Literal(LiteralLookup),
+    All(Vec<Lookup>),
+    Any(Vec<Lookup>),
+}
+
+impl Lookup {
+    fn new(required: &Required, case_sensitive: bool) -> Lookup {
+        match required {
+            Required::Anything => Lookup::Anything,
+            Required::Literal(bytes) => {
+                LiteralLookup::new(bytes, case_sensitive).map_or(Lookup::Anything, Lookup::Literal)
+            }
+            Required::All(parts) => Lookup::All(
+                parts
+                    .iter()
+                    .map(|p| Lookup::new(p, case_sensitive))
+                    .collect(),
+            ),
+            Required::Any(parts) => Lookup::Any(
+                parts
+                    .iter()
+                    .map(|p| Lookup::new(p, case_sensitive))
+                    .collect(),
+            ),
+        }
+    }
+
+    fn find(&self, shard: &Shard) -> Result<PartSet, IndexError> {
+        Ok(match self {
+            Lookup::Anything => PartSet::All,
+            Lookup::Literal(literal) => literal.find(shard)?,
+            Lookup::All(parts) => {
+                let mut set = PartSet::All;
+                for part in parts {
+                    set = set.and(part.find(shard)?);
+                    if set == PartSet::Some(Vec::new()) {
+                        break;
+                    }
+                }
+                set
+            }
+            Lookup::Any(parts) => {
+                let mut set = PartSet::Some(Vec::new());
+                for part in parts {
+                    set = set.or(part.find(shard)?);
+                    if set == PartSet::All {
+                        break;
+                    }
+                }
+                set
+            }
+        })
+    }
+}
+
+/// The index's side of a query's pattern expression, worked out once for every shard searched:
+/// which parts may hold a match.
+#[derive(Debug)]
+pub struct CandidatePlan {
+    root: Node,
+}
+
+#[derive(Debug)]
+enum Node {
+    Everything,
+    Atom {
+        /// `None` for a pattern that matches paths only.
+        content: Option<Lookup>,
+        /// The pattern, where it may match a path.
+        path: Option<regex::bytes::Regex>,
+    },
+    And(Vec<Node>),
+    Or(Vec<Node>),
+}
+
+impl CandidatePlan {
+    pub fn new(expr: Option<&Expr>, case_sensitive: bool) -> CandidatePlan {
+        CandidatePlan {
+            root: expr.map_or(Node::Everything, |e| Node::new(e, case_sensitive)),
+        }
+    }
+
+    /// The parts of a shard that may hold a match.
+    pub fn candidates(&self, shard: &Shard) -> Result<PartSet, IndexError> {
+        self.root.candidates(shard)
+    }
+}
+
+impl Node {
+    fn new(expr: &Expr, case_sensitive: bool) -> Node {
+        let all = |children: &[Expr]| {
+            children
+                .iter()
+                .map(|c| Node::new(c, case_sensitive))
+                .collect()
+        };
+        match expr {
+            Expr::Atom(atom) => Node::Atom {
+                content: match atom.scope {
+                    Scope::Path => None,
+                    _ if atom.literal => Some(Lookup::new(
+                        &Required::Literal(atom.text.as_bytes().to_vec()),
+                        case_sensitive,
+                    )),
+                    _ => Some(Lookup::new(&required(&atom.text), case_sensitive)),
+                },
+                path: (atom.scope != Scope::Content).then(|| atom.regex.clone()),
+            },
+            Expr::And(children) => Node::And(all(children)),
+            Expr::Or(children) => Node::Or(all(children)),
+            Expr::Not(_) => Node::Everything,
+        }
+    }
+
+    fn candidates(&self, shard: &Shard) -> Result<PartSet, IndexError> {
+        Ok(match self {
+            Node::Everything => PartSet::All,
+            Node::Atom { content, path } => {
+                let content = match content {
+                    Some(lookup) => lookup.find(shard)?,
+                    None => PartSet::Some(Vec::new()),
+                };
+                match path {
+                    Some(regex) if content != PartSet::All => {
+                        let first_parts = shard
+                            .docs_with_matching_path(regex)
+                            .into_iter()
+                            .map(|doc| shard.parts_of(doc).start)
+                            .collect();
+                        content.or(PartSet::Some(first_parts))
+                    }
+                    _ => content,
+                }
+            }
+            Node::And(children) => {
+                let mut set = PartSet::All;
+                for child in children {
+                    set = set.and(whole_docs(shard, child.candidates(shard)?));
+                }
+                set
+            }
+            Node::Or(children) => {
+                let mut set = PartSet::Some(Vec::new());
+                for child in children {
+                    set = set.or(child.candidates(shard)?);
+                }
+                set
+            }
+        })
+    }
 }
 
 /// Whether `expr`'s matches in a document are the union of its matches in each part (a pattern,
@@ -313,36 +446,6 @@ pub fn narrows(expr: &Expr) -> bool {
     }
 }
 
-/// The parts of a shard that may hold a match of `expr`.
-pub fn candidates(
-    shard: &Shard,
-    expr: Option<&Expr>,
-    case_sensitive: bool,
-) -> Result<PartSet, IndexError> {
-    let Some(expr) = expr else {
-        return Ok(PartSet::All);
-    };
-    Ok(match expr {
-        Expr::Atom(atom) => atom_candidates(shard, atom, case_sensitive)?,
-        Expr::And(children) => {
-            let mut set = PartSet::All;
-            for child in children {
-                let parts = candidates(shard, Some(child), case_sensitive)?;
-                set = set.and(whole_docs(shard, parts));
-            }
-            set
-        }
-        Expr::Or(children) => {
-            let mut set = PartSet::Some(Vec::new());
-            for child in children {
-                set = set.or(candidates(shard, Some(child), case_sensitive)?);
-            }
-            set
-        }
-        Expr::Not(_) => PartSet::All,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -393,7 +496,9 @@ mod tests {
         builder.write(&path).unwrap();
         let shard = Shard::open(&path).unwrap();
         let candidates = |literal: &str, case_sensitive: bool| {
-            lookup(&shard, &lit(literal), case_sensitive).unwrap()
+            Lookup::new(&lit(literal), case_sensitive)
+                .find(&shard)
+                .unwrap()
         };
         // Documents 1 and 2 hold every trigram of the phrase, never in its order.
         assert_eq!(

@@ -391,6 +391,8 @@ pub fn write_atomically(path: &Path, data: &[u8]) -> Result<(), IndexError> {
 pub struct Shard {
     file: File,
     docs: Vec<Doc>,
+    /// The documents whose contents were not indexed (binary or too large).
+    not_indexed: Vec<u32>,
     parts: Vec<Part>,
     /// Every document's path, one a line, so a path pattern is one pass over one buffer.
     paths: String,
@@ -617,9 +619,13 @@ impl Shard {
             paths.push('\n');
         }
         let present = presence_bits(&trigrams);
+        let not_indexed = (0..docs.len() as u32)
+            .filter(|&doc| docs[doc as usize].flags != 0)
+            .collect();
         Ok(Shard {
             file,
             docs,
+            not_indexed,
             parts,
             paths,
             path_starts,
@@ -719,6 +725,11 @@ impl Shard {
             });
         }
         Ok(out)
+    }
+
+    /// The documents whose contents were not indexed, ascending.
+    pub fn not_indexed(&self) -> &[u32] {
+        &self.not_indexed
     }
 
     /// Every part of every document, in order (postings number them).

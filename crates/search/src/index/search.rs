@@ -2,7 +2,7 @@
 //! stored texts with the same matcher as every other search.
 
 use super::IndexError;
-use super::candidates::{PartSet, candidates, per_part, whole_docs};
+use super::candidates::{CandidatePlan, PartSet, per_part, whole_docs};
 use std::collections::HashSet;
 
 use super::format::{Shard, Texts};
@@ -18,21 +18,13 @@ use crate::query::{BasicQuery, Expr};
 pub fn search(
     index: &RepoIndex,
     query: &BasicQuery,
-    case_sensitive: bool,
+    plan: &CandidatePlan,
     whole_texts: bool,
     stop: &(dyn Fn() -> bool + Sync),
     on_match: &(dyn Fn(FileMatch, &[u8]) -> bool + Sync),
 ) -> Result<ScanStats, IndexError> {
     if let [(shard, tombstones)] = index.shards.as_slice() {
-        return search_shard(
-            shard,
-            tombstones,
-            query,
-            case_sensitive,
-            whole_texts,
-            stop,
-            on_match,
-        );
+        return search_shard(shard, tombstones, query, plan, whole_texts, stop, on_match);
     }
     std::thread::scope(|scope| {
         let running: Vec<_> = index
@@ -40,15 +32,7 @@ pub fn search(
             .iter()
             .map(|(shard, tombstones)| {
                 scope.spawn(move || {
-                    search_shard(
-                        shard,
-                        tombstones,
-                        query,
-                        case_sensitive,
-                        whole_texts,
-                        stop,
-                        on_match,
-                    )
+                    search_shard(shard, tombstones, query, plan, whole_texts, stop, on_match)
                 })
             })
             .collect();
@@ -67,18 +51,16 @@ fn search_shard(
     shard: &Shard,
     tombstones: &HashSet<u32>,
     query: &BasicQuery,
-    case_sensitive: bool,
+    plan: &CandidatePlan,
     whole_texts: bool,
     stop: &(dyn Fn() -> bool + Sync),
     on_match: &(dyn Fn(FileMatch, &[u8]) -> bool + Sync),
 ) -> Result<ScanStats, IndexError> {
     let mut stats = ScanStats::default();
     // Files whose contents were not indexed are reported whether or not they are candidates.
-    for (doc, meta) in shard.docs().iter().enumerate() {
-        if meta.flags != 0
-            && !tombstones.contains(&(doc as u32))
-            && query.scopes.path_matches(&meta.path)
-        {
+    for &doc in shard.not_indexed() {
+        let meta = &shard.docs()[doc as usize];
+        if !tombstones.contains(&doc) && query.scopes.path_matches(&meta.path) {
             if meta.flags & super::format::FLAG_BINARY != 0 {
                 stats.binary.add(&meta.path);
             } else {
@@ -87,7 +69,7 @@ fn search_shard(
         }
     }
     let pattern = query.pattern.as_ref();
-    let mut found = candidates(shard, pattern, case_sensitive)?;
+    let mut found = plan.candidates(shard)?;
     // Only a pattern's matches can be gathered part by part; context lines need the whole text.
     let by_part = !whole_texts && pattern.is_some_and(per_part);
     if !by_part {
