@@ -36,6 +36,9 @@ const MAX_BATCH: usize = 5000;
 const FOUND_QUEUE: usize = 32;
 /// Repositories an index worker searches before it reports their statistics together.
 const STATS_BATCH: usize = 64;
+/// Files an index worker holds back before sending them to the search (it also sends what it
+/// holds after each repository).
+const FILES_BATCH: usize = 64;
 /// How often progress is reported while a search runs.
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
 /// The most facets of each kind in the `filters` event.
@@ -134,6 +137,8 @@ impl RepoCache {
 /// What a repository scan reports to the search that started it.
 enum Found {
     File(Prepared),
+    /// Several files of one repository's index, sent together to wake the search less often.
+    Files(Vec<Prepared>),
     Finished(ScanStats),
     Problem {
         reason: &'static str,
@@ -369,6 +374,14 @@ impl Searcher {
                         return;
                     }
                 }
+                Found::Files(files) => {
+                    for prepared in files {
+                        results.file(prepared);
+                    }
+                    if results.batch_matches >= MAX_BATCH && !results.flush(&events).await {
+                        return;
+                    }
+                }
                 Found::Finished(stats) => results.stats(&stats),
                 Found::Problem { reason, message } => results.problem(reason, message),
                 Found::Unindexed(repo) => results.unindexed.push(repo),
@@ -518,18 +531,32 @@ fn search_indexes(
         if cancel.is_cancelled() {
             return;
         }
+        let held = std::sync::Mutex::new(Vec::new());
+        let send_held = || {
+            let files = std::mem::take(&mut *held.lock().unwrap_or_else(|e| e.into_inner()));
+            files.is_empty() || found.blocking_send(Found::Files(files)).is_ok()
+        };
         let emit = |file, text: &[u8]| {
             let prepared = prepare(target, file, text, scan.select, scan.context_lines);
-            found.blocking_send(Found::File(prepared)).is_ok()
+            let full = {
+                let mut held = held.lock().unwrap_or_else(|e| e.into_inner());
+                held.push(prepared);
+                held.len() >= FILES_BATCH
+            };
+            !full || send_held()
         };
-        let report = match index::search(
+        let searched = index::search(
             repo_index,
             &scan.query,
             &scan.candidates,
             scan.context_lines > 0,
             &|| cancel.is_cancelled(),
             &emit,
-        ) {
+        );
+        if !send_held() {
+            return;
+        }
+        let report = match searched {
             Ok(stats) => {
                 finished.merge(&stats);
                 unsent += 1;

@@ -368,6 +368,21 @@ fn presence_bits(trigrams: &[Trigram]) -> Vec<u64> {
     bits
 }
 
+/// The bucket table of a sorted dictionary: about one bucket per eight trigrams, at most 4,096
+/// (half a byte a trigram in memory); bucket `b` holds the trigrams whose top bits are `b`.
+fn buckets_of(trigrams: &[Trigram]) -> (Vec<u32>, u32) {
+    let bits = (trigrams.len() / 8).max(1).ilog2().min(12);
+    let mut buckets = Vec::with_capacity((1 << bits) + 1);
+    let mut at = 0;
+    for bucket in 0..=(1u32 << bits) {
+        while at < trigrams.len() && (trigrams[at] >> (24 - bits)) < bucket {
+            at += 1;
+        }
+        buckets.push(at as u32);
+    }
+    (buckets, bits)
+}
+
 /// Writes a file so that it is either absent or complete, even across a crash.
 pub fn write_atomically(path: &Path, data: &[u8]) -> Result<(), IndexError> {
     let tmp = path.with_extension(format!("tmp{:08x}", fastrand::u32(..)));
@@ -405,6 +420,11 @@ pub struct Shard {
     /// A bit per hashed trigram, set for those the shard has: most absent trigrams are told
     /// apart with one memory access instead of a binary search's dozen or more.
     present: Vec<u64>,
+    /// Where each run of trigrams sharing their top `bucket_bits` bits starts in `trigrams`, so
+    /// a lookup binary-searches a few neighbouring entries instead of the whole dictionary
+    /// (each probe of which missed the cache).
+    buckets: Vec<u32>,
+    bucket_bits: u32,
     counts: Vec<u32>,
     offsets: Vec<u32>,
     postings_off: u64,
@@ -619,6 +639,7 @@ impl Shard {
             paths.push('\n');
         }
         let present = presence_bits(&trigrams);
+        let (buckets, bucket_bits) = buckets_of(&trigrams);
         let not_indexed = (0..docs.len() as u32)
             .filter(|&doc| docs[doc as usize].flags != 0)
             .collect();
@@ -632,6 +653,8 @@ impl Shard {
             blocks,
             trigrams,
             present,
+            buckets,
+            bucket_bits,
             counts,
             offsets,
             postings_off,
@@ -674,19 +697,27 @@ impl Shard {
 
     /// How many documents contain a trigram (none when the shard does not have it).
     pub fn posting_count(&self, trigram: Trigram) -> u32 {
+        self.entry(trigram).map_or(0, |i| self.counts[i])
+    }
+
+    /// The dictionary entry of a trigram, if the shard has it.
+    fn entry(&self, trigram: Trigram) -> Option<usize> {
         let bit = presence_bit(trigram);
         if self.present[bit / 64] & (1 << (bit % 64)) == 0 {
-            return 0;
+            return None;
         }
-        match self.trigrams.binary_search(&trigram) {
-            Ok(i) => self.counts[i],
-            Err(_) => 0,
-        }
+        let bucket = (trigram >> (24 - self.bucket_bits)) as usize;
+        let (start, end) = (
+            self.buckets[bucket] as usize,
+            self.buckets[bucket + 1] as usize,
+        );
+        let i = self.trigrams[start..end].binary_search(&trigram).ok()?;
+        Some(start + i)
     }
 
     /// The parts that contain a trigram, ascending, each with the trigram's masks in it.
     pub fn postings(&self, trigram: Trigram) -> Result<Vec<Posting>, IndexError> {
-        let Ok(i) = self.trigrams.binary_search(&trigram) else {
+        let Some(i) = self.entry(trigram) else {
             return Ok(Vec::new());
         };
         let start = self.postings_off + u64::from(self.offsets[i]);
@@ -846,6 +877,28 @@ mod tests {
         expected.sort_by_key(|p| p >> 40);
         sort_by_trigram(&mut pairs);
         assert_eq!(pairs, expected);
+    }
+
+    #[test]
+    fn buckets_bound_every_trigram_of_a_dictionary() {
+        let mut state = 99u64;
+        for size in [0usize, 1, 7, 100, 5000, 70_000] {
+            let mut trigrams: Vec<Trigram> = (0..size)
+                .map(|_| {
+                    state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
+                    (state >> 40) as u32 & 0xff_ffff
+                })
+                .collect();
+            trigrams.sort_unstable();
+            trigrams.dedup();
+            let (buckets, bits) = buckets_of(&trigrams);
+            assert_eq!(buckets.len(), (1 << bits) + 1);
+            assert_eq!(*buckets.last().unwrap() as usize, trigrams.len());
+            for (i, &t) in trigrams.iter().enumerate() {
+                let bucket = (t >> (24 - bits)) as usize;
+                assert!((buckets[bucket] as usize..buckets[bucket + 1] as usize).contains(&i));
+            }
+        }
     }
 
     #[test]
