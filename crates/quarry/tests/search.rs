@@ -189,6 +189,9 @@ async fn ripgrep_parity(instance: &Instance, code: &Path, indexed: bool) {
         r"^$",
         r"needle.*y{10}",
         r"\p{Lu}\p{Ll}+",
+        r"ro[uw] 0[0-9]",
+        r"(?i)ne[Ee]dle",
+        r"(pa|fo)rse?\(",
     ];
     let mut compared = 0;
     for literal in literals {

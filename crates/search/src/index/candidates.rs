@@ -105,9 +105,13 @@ pub fn required(pattern: &str) -> Required {
     }
 }
 
+/// A class of at most this many characters is expanded into its characters.
+const MAX_CLASS: usize = 16;
+/// Sets of exact strings are kept up to this many (distinct as the index sees them, folded).
+const MAX_EXACT: usize = 64;
+
 fn of_hir(hir: &Hir) -> Required {
     match hir.kind() {
-        HirKind::Literal(literal) => Required::Literal(literal.0.to_vec()),
         HirKind::Capture(capture) => of_hir(&capture.sub),
         HirKind::Repetition(repetition) if repetition.min == 1 && repetition.max == Some(1) => {
             of_hir(&repetition.sub)
@@ -119,37 +123,145 @@ fn of_hir(hir: &Hir) -> Required {
         },
         HirKind::Concat(parts) => {
             let mut all = Vec::new();
-            let mut run: Vec<u8> = Vec::new();
+            // The strings one of which the text holds at this point, each joined to the next.
+            let mut run: Vec<Vec<u8>> = vec![Vec::new()];
             for part in parts {
-                match of_hir(part) {
-                    Required::Literal(bytes) => run.extend_from_slice(&bytes),
-                    other => {
-                        if !run.is_empty() {
-                            all.push(Required::Literal(std::mem::take(&mut run)));
+                let (unit, repeated) = match part.kind() {
+                    HirKind::Repetition(r) if r.min >= 1 => {
+                        (exact(&r.sub), r.min != 1 || r.max != Some(1))
+                    }
+                    _ => (exact(part), false),
+                };
+                match unit {
+                    Some(strings) => {
+                        run = match product(&run, &strings) {
+                            Some(joined) => joined,
+                            None => {
+                                push_strings(&mut all, run);
+                                strings.clone()
+                            }
+                        };
+                        // Only the last repetition touches what follows.
+                        if repeated {
+                            push_strings(&mut all, std::mem::replace(&mut run, strings));
                         }
-                        all.push(other);
+                    }
+                    None => {
+                        push_strings(&mut all, std::mem::replace(&mut run, vec![Vec::new()]));
+                        match of_hir(part) {
+                            Required::Anything => {}
+                            other => all.push(other),
+                        }
                     }
                 }
             }
-            if !run.is_empty() {
-                all.push(Required::Literal(run));
-            }
-            if all.len() == 1 {
-                all.remove(0)
-            } else {
-                Required::All(all)
+            push_strings(&mut all, run);
+            match all.len() {
+                0 => Required::Anything,
+                1 => all.remove(0),
+                _ => Required::All(all),
             }
         }
-        HirKind::Alternation(options) => {
-            let options: Vec<Required> = options.iter().map(of_hir).collect();
-            if options.contains(&Required::Anything) {
-                Required::Anything
-            } else {
-                Required::Any(options)
+        HirKind::Alternation(options) => match exact(hir) {
+            Some(strings) => of_strings(strings),
+            None => {
+                let options: Vec<Required> = options.iter().map(of_hir).collect();
+                if options.contains(&Required::Anything) {
+                    Required::Anything
+                } else {
+                    Required::Any(options)
+                }
             }
-        }
-        _ => Required::Anything,
+        },
+        _ => exact(hir).map_or(Required::Anything, of_strings),
     }
+}
+
+/// The requirement that a text hold one of `strings`: nothing when one is too short for a
+/// trigram.
+fn of_strings(strings: Vec<Vec<u8>>) -> Required {
+    if strings.is_empty() || strings.iter().any(|s| s.len() < 3) {
+        return Required::Anything;
+    }
+    let mut literals: Vec<Required> = strings.into_iter().map(Required::Literal).collect();
+    if literals.len() == 1 {
+        literals.remove(0)
+    } else {
+        Required::Any(literals)
+    }
+}
+
+fn push_strings(all: &mut Vec<Required>, strings: Vec<Vec<u8>>) {
+    match of_strings(strings) {
+        Required::Anything => {}
+        required => all.push(required),
+    }
+}
+
+/// Every string a part of a regexp can match, when they are few: literals, small classes, and
+/// concatenations and alternations of those.
+fn exact(hir: &Hir) -> Option<Vec<Vec<u8>>> {
+    match hir.kind() {
+        HirKind::Literal(literal) => Some(vec![literal.0.to_vec()]),
+        HirKind::Capture(capture) => exact(&capture.sub),
+        HirKind::Repetition(r) if r.min == 1 && r.max == Some(1) => exact(&r.sub),
+        HirKind::Class(regex_syntax::hir::Class::Unicode(class)) => {
+            let mut strings = Vec::new();
+            for range in class.ranges() {
+                for c in range.start()..=range.end() {
+                    if strings.len() == MAX_CLASS {
+                        return None;
+                    }
+                    strings.push(c.to_string().into_bytes());
+                }
+            }
+            Some(distinct(strings))
+        }
+        HirKind::Class(regex_syntax::hir::Class::Bytes(class)) => {
+            let mut strings = Vec::new();
+            for range in class.ranges() {
+                for b in range.start()..=range.end() {
+                    if strings.len() == MAX_CLASS {
+                        return None;
+                    }
+                    strings.push(vec![b]);
+                }
+            }
+            Some(distinct(strings))
+        }
+        HirKind::Concat(parts) => parts
+            .iter()
+            .try_fold(vec![Vec::new()], |run, part| product(&run, &exact(part)?)),
+        HirKind::Alternation(options) => {
+            let mut strings = Vec::new();
+            for option in options {
+                strings.extend(exact(option)?);
+            }
+            let strings = distinct(strings);
+            (strings.len() <= MAX_EXACT).then_some(strings)
+        }
+        _ => None,
+    }
+}
+
+/// Each of `left` followed by each of `right`, unless that makes too many.
+fn product(left: &[Vec<u8>], right: &[Vec<u8>]) -> Option<Vec<Vec<u8>>> {
+    if left.len() * right.len() > MAX_EXACT * 4 {
+        return None;
+    }
+    let joined = left
+        .iter()
+        .flat_map(|l| right.iter().map(move |r| [l.as_slice(), r].concat()))
+        .collect();
+    let joined = distinct(joined);
+    (joined.len() <= MAX_EXACT).then_some(joined)
+}
+
+/// The strings, one of each that the index cannot tell apart (it folds ASCII letters).
+fn distinct(mut strings: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+    let mut seen = std::collections::HashSet::new();
+    strings.retain(|s| seen.insert(s.to_ascii_lowercase()));
+    strings
 }
 
 /// A guess at how rare a trigram is in source code, from its (folded) bytes: letters common in
@@ -465,7 +577,8 @@ mod tests {
         assert!(narrows_query("/impl.*Iterator/"));
         assert!(narrows_query("fn and needle"));
         assert!(!narrows_query("fn"));
-        assert!(!narrows_query("/0x[0-9a-f]{16}/"));
+        assert!(narrows_query("/0x[0-9a-f]{16}/"));
+        assert!(!narrows_query("/[a-z]+_[a-z]+_[a-z]+\\(/"));
         assert!(!narrows_query("needle or fn"));
         assert!(!narrows_query("-content:needle"));
     }
@@ -536,29 +649,35 @@ mod tests {
 
     #[test]
     fn literals_are_read_off_regexps() {
+        let any = |strings: &[&str]| Required::Any(strings.iter().map(|s| lit(s)).collect());
         assert_eq!(required("hello"), lit("hello"));
         assert_eq!(required(r"foo\.bar"), lit("foo.bar"));
         assert_eq!(
             required(r"impl.*Iterator for"),
-            Required::All(vec![lit("impl"), Required::Anything, lit("Iterator for")])
+            Required::All(vec![lit("impl"), lit("Iterator for")])
         );
-        assert_eq!(
-            required("(abc|def)x"),
-            Required::All(vec![Required::Any(vec![lit("abc"), lit("def")]), lit("x")])
-        );
+        assert_eq!(required("(abc|def)x"), any(&["abcx", "defx"]));
         assert_eq!(required("(abc|d*)"), Required::Anything);
-        assert_eq!(
-            required("xa+bc"),
-            Required::All(vec![lit("x"), Required::All(vec![lit("a")]), lit("bc")])
-        );
-        assert_eq!(
-            required("x(ab)?y"),
-            Required::All(vec![lit("x"), Required::Anything, lit("y")])
-        );
-        assert_eq!(
-            required("[a-z]+_[a-z]+"),
-            Required::All(vec![Required::Anything, lit("_"), Required::Anything])
-        );
+        // The last `a` of `a+` is followed by `bc`; `xa` is too short to look up.
+        assert_eq!(required("xa+bc"), lit("abc"));
+        assert_eq!(required("x(ab)?y"), Required::Anything);
+        assert_eq!(required("[a-z]+_[a-z]+"), Required::Anything);
         assert_eq!(required("(unclosed"), Required::Anything);
+        // Small classes are expanded: `0x` and one hex digit, then digits too many to expand.
+        let hex: Vec<String> = "0123456789abcdef"
+            .chars()
+            .map(|c| format!("0x{c}"))
+            .collect();
+        let hex: Vec<&str> = hex.iter().map(String::as_str).collect();
+        assert_eq!(required("0x[0-9a-f]{16}"), any(&hex));
+        assert_eq!(
+            required("v[12]_(ab|cd)"),
+            any(&["v1_ab", "v1_cd", "v2_ab", "v2_cd"])
+        );
+        // Variants in ASCII case are one lookup: the index folds them.
+        assert_eq!(required("(?i)needle"), lit("NEEDLE"));
+        assert_eq!(required("[Ff]oo[Bb]ar"), lit("FooBar"));
+        // Other case variants are not the same text.
+        assert!(matches!(required("(?i)class"), Required::Any(v) if v.len() == 4));
     }
 }
