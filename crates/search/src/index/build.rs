@@ -224,12 +224,15 @@ fn write_shards<R: Read>(
             }
         };
         text_bytes += text.len() as u64;
+        // A full builder is written before the next is made, so the next reuses its memory.
         if !builder.is_empty() && builder.is_full(text.len()) {
-            flush(std::mem::take(&mut builder), &mut written)?;
+            flush(builder, &mut written)?;
+            builder = ShardBuilder::default();
         }
         builder.add(file.path.clone(), file.oid.clone(), size, flags, text)?;
         if builder.text_bytes() >= SHARD_TEXT_LIMIT {
-            flush(std::mem::take(&mut builder), &mut written)?;
+            flush(builder, &mut written)?;
+            builder = ShardBuilder::default();
         }
     }
     if !builder.is_empty() || written.is_empty() {

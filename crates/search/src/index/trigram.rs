@@ -36,12 +36,37 @@ pub struct TrigramSet {
     found: Vec<Trigram>,
 }
 
+thread_local! {
+    /// A zeroed mask table left by the last set dropped on this thread. Indexing builds a set per
+    /// shard; a fresh 32 MB table each time cost page faults to fill it and TLB shootdowns to
+    /// return it. The table goes when its thread does (an idle blocking thread exits).
+    static SPARE_MASKS: std::cell::RefCell<Option<Vec<u16>>> = const { std::cell::RefCell::new(None) };
+}
+
 impl Default for TrigramSet {
     fn default() -> Self {
+        let masks = SPARE_MASKS
+            .with(|spare| spare.borrow_mut().take())
+            .unwrap_or_else(|| vec![0; 1 << 24]);
         TrigramSet {
-            masks: vec![0; 1 << 24],
+            masks,
             found: Vec::new(),
         }
+    }
+}
+
+impl Drop for TrigramSet {
+    fn drop(&mut self) {
+        for &t in &self.found {
+            self.masks[t as usize] = 0;
+        }
+        let masks = std::mem::take(&mut self.masks);
+        SPARE_MASKS.with(|spare| {
+            let mut spare = spare.borrow_mut();
+            if spare.is_none() {
+                *spare = Some(masks);
+            }
+        });
     }
 }
 
@@ -157,6 +182,16 @@ pub fn allowed_starts<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reused_mask_table_starts_empty() {
+        let mut set = TrigramSet::default();
+        set.collect(b"abcdef");
+        drop(set);
+        let mut set = TrigramSet::default();
+        assert_eq!(set.collect(b"xyz"), [pack(b'x', b'y', b'z')]);
+        assert_eq!(set.with_masks().count(), 1);
+    }
 
     #[test]
     fn distinct_folded_and_never_across_lines() {
