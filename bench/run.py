@@ -186,6 +186,16 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / tick, (int(fields[13]) + int(fields[14])) / tick
 
 
+def wait_idle(pid, seconds=120):
+    """Waits until a process uses under 5% of a core over a second (at most `seconds`)."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        before = sum(cpu_seconds(pid))
+        time.sleep(1)
+        if sum(cpu_seconds(pid)) - before < 0.05:
+            return
+
+
 def wait_until_up(url, what, seconds, process=None, log=None):
     """Waits for `url` to answer; gives up after `seconds`, or when `process` has exited."""
     deadline = time.time() + seconds
@@ -259,6 +269,9 @@ def main():
     quarry = Quarry(args.quarry, data, repos, restarted=True)
     while not quarry.ready(repository_count):
         time.sleep(0.2)
+    # Start-up work (the first sync of the code host connection walks every repository's tree)
+    # would otherwise share the cores with the first queries: measure the steady state.
+    wait_idle(quarry.process.pid)
     results = []
     for kind, query, rg_args, cs_args in queries:
         full = query + " count:all"
