@@ -772,44 +772,74 @@ impl Shard {
     pub fn parts_of(&self, doc: u32) -> std::ops::Range<u32> {
         self.docs[doc as usize].parts.clone()
     }
-
-    /// The text of a block, checked against its checksum.
-    fn block_text(&self, block: u32) -> Result<Vec<u8>, IndexError> {
-        let info = self.blocks[block as usize];
-        let compressed = read_at(&self.file, info.offset, info.compressed as usize)?;
-        let text = lz4_flex::block::decompress(&compressed, info.length as usize)
-            .map_err(|e| IndexError::Corrupt(format!("block {block}: {e}")))?;
-        if crc32fast::hash(&text) != info.crc {
-            return Err(IndexError::Corrupt(format!(
-                "block {block}: checksum mismatch"
-            )));
-        }
-        Ok(text)
-    }
 }
 
-/// Reads the texts of a shard's parts and documents, keeping the last block read (neighbouring
-/// small documents share one).
+/// Reads the texts of a shard's parts and documents into buffers it reuses, keeping the last
+/// block read (neighbouring small documents share one).
 pub struct Texts<'a> {
     shard: &'a Shard,
-    block: Option<(u32, Vec<u8>)>,
+    /// The block whose text is in `text`, and its length.
+    block: Option<(u32, usize)>,
+    compressed: Vec<u8>,
+    text: Vec<u8>,
 }
 
 impl<'a> Texts<'a> {
     pub fn new(shard: &'a Shard) -> Self {
-        Texts { shard, block: None }
+        Texts {
+            shard,
+            block: None,
+            compressed: Vec::new(),
+            text: Vec::new(),
+        }
+    }
+
+    /// Reads a block, checked against its checksum.
+    fn load(&mut self, block: u32) -> Result<(), IndexError> {
+        self.block = None;
+        let info = self.shard.blocks[block as usize];
+        let (compressed, length) = (info.compressed as usize, info.length as usize);
+        if self.compressed.len() < compressed {
+            self.compressed.resize(compressed, 0);
+        }
+        if self.text.len() < length {
+            self.text.resize(length, 0);
+        }
+        self.shard
+            .file
+            .read_exact_at(&mut self.compressed[..compressed], info.offset)
+            .map_err(|e| IndexError::Corrupt(format!("short read at {}: {e}", info.offset)))?;
+        let corrupt = |what: String| IndexError::Corrupt(format!("block {block}: {what}"));
+        let written = lz4_flex::block::decompress_into(
+            &self.compressed[..compressed],
+            &mut self.text[..length],
+        )
+        .map_err(|e| corrupt(e.to_string()))?;
+        if written != length {
+            return Err(corrupt(format!(
+                "{written} bytes where {length} were expected"
+            )));
+        }
+        if crc32fast::hash(&self.text[..length]) != info.crc {
+            return Err(corrupt("checksum mismatch".into()));
+        }
+        self.block = Some((block, length));
+        Ok(())
     }
 
     /// The text of a part.
     pub fn part(&mut self, part: u32) -> Result<&[u8], IndexError> {
         let info = self.shard.parts[part as usize];
-        if self.block.as_ref().map(|(b, _)| *b) != Some(info.block) {
-            self.block = Some((info.block, self.shard.block_text(info.block)?));
-        }
+        let length = match self.block {
+            Some((block, length)) if block == info.block => length,
+            _ => {
+                self.load(info.block)?;
+                self.shard.blocks[info.block as usize].length as usize
+            }
+        };
         let (offset, len) = (info.offset as usize, info.len as usize);
-        self.block
-            .as_ref()
-            .and_then(|(_, text)| text.get(offset..offset + len))
+        self.text[..length]
+            .get(offset..offset + len)
             .ok_or_else(|| {
                 let path = &self.shard.docs[info.doc as usize].path;
                 IndexError::Corrupt(format!("document {path} outside its block"))
