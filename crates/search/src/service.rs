@@ -590,12 +590,17 @@ async fn report(
 }
 
 fn location(text: &[u8], base_offset: usize, line: usize, at: usize) -> Location {
+    let before = &text[..at.min(text.len())];
+    // Columns count characters; in ASCII (most code) they are bytes.
+    let column = if before.is_ascii() {
+        before.len()
+    } else {
+        String::from_utf8_lossy(before).chars().count()
+    };
     Location {
         offset: base_offset + at,
         line,
-        column: String::from_utf8_lossy(&text[..at.min(text.len())])
-            .chars()
-            .count(),
+        column,
     }
 }
 
@@ -616,7 +621,7 @@ fn ranges_in(
 
 /// The chunks of a file's matching lines: each line alone, or with `context` lines around it,
 /// chunks that touch or overlap merged into one. Ranges stay where they are in the file.
-fn chunks(lines: &[LineMatch], text: &[u8], context: usize) -> Vec<ChunkMatch> {
+fn chunks(lines: Vec<LineMatch>, text: &[u8], context: usize) -> Vec<ChunkMatch> {
     let lossy = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
     let mut chunks: Vec<ChunkMatch> = Vec::with_capacity(lines.len());
     // Where the last chunk ends: its byte offset (before the line break) and its last line.
@@ -662,7 +667,8 @@ fn chunks(lines: &[LineMatch], text: &[u8], context: usize) -> Vec<ChunkMatch> {
                 let content = if with_context {
                     lossy(&text[start..end])
                 } else {
-                    lossy(&line.text)
+                    // The line is not needed again: valid UTF-8 becomes the content uncopied.
+                    String::from_utf8(line.text).unwrap_or_else(|e| lossy(e.as_bytes()))
                 };
                 chunks.push(ChunkMatch {
                     content,
@@ -733,7 +739,7 @@ fn prepare(
             repository_id: target.repo_id,
             commit: target.commit.clone(),
             branches,
-            chunk_matches: chunks(&file.lines, text, context_lines),
+            chunk_matches: chunks(file.lines, text, context_lines),
             path: file.path,
             language,
             path_matches,
@@ -1203,10 +1209,10 @@ mod tests {
     fn context_lines_surround_matches_and_touching_chunks_merge() {
         let text = "a\nb x\nc\nd\ne\nf\ng x\nh\n";
         let lines = [line(text, 1, "x"), line(text, 6, "x")];
-        let alone = chunks(&lines, text.as_bytes(), 0);
+        let alone = chunks(lines.to_vec(), text.as_bytes(), 0);
         assert_eq!(alone.len(), 2);
         assert_eq!(alone[0].content, "b x");
-        let one = chunks(&lines, text.as_bytes(), 1);
+        let one = chunks(lines.to_vec(), text.as_bytes(), 1);
         assert_eq!(
             one.iter().map(|c| c.content.as_str()).collect::<Vec<_>>(),
             ["a\nb x\nc", "f\ng x\nh"]
@@ -1214,12 +1220,12 @@ mod tests {
         assert_eq!(one[0].content_start.line, 0);
         assert_eq!(one[1].content_start.line, 5);
         assert_eq!(one[1].ranges[0].start.line, 6, "ranges stay where they are");
-        let two = chunks(&lines, text.as_bytes(), 2);
+        let two = chunks(lines.to_vec(), text.as_bytes(), 2);
         assert_eq!(two.len(), 1, "chunks that touch merge");
         assert_eq!(two[0].content, "a\nb x\nc\nd\ne\nf\ng x\nh");
         assert_eq!(two[0].ranges.len(), 2);
         // At the file's ends, context stops.
-        let edge = chunks(&[line(text, 7, "h")], text.as_bytes(), 3);
+        let edge = chunks(vec![line(text, 7, "h")], text.as_bytes(), 3);
         assert_eq!(edge[0].content, "e\nf\ng x\nh");
     }
 }
