@@ -93,26 +93,8 @@ fn union(a: &[u32], b: &[u32]) -> Vec<u32> {
 pub enum Required {
     Anything,
     Literal(Vec<u8>),
-    /// The literal in any ASCII case (it stands for case variants the regexp allows).
-    AnyCase(Vec<u8>),
     All(Vec<Required>),
     Any(Vec<Required>),
-}
-
-/// One string of a set of exact strings, and whether it stands for its ASCII case variants too.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Exact {
-    bytes: Vec<u8>,
-    any_case: bool,
-}
-
-impl Exact {
-    fn new(bytes: Vec<u8>) -> Exact {
-        Exact {
-            bytes,
-            any_case: false,
-        }
-    }
 }
 
 /// The literals a regexp requires, read off its syntax tree.
@@ -142,7 +124,7 @@ fn of_hir(hir: &Hir) -> Required {
         HirKind::Concat(parts) => {
             let mut all = Vec::new();
             // The strings one of which the text holds at this point, each joined to the next.
-            let mut run: Vec<Exact> = vec![Exact::new(Vec::new())];
+            let mut run: Vec<Vec<u8>> = vec![Vec::new()];
             for part in parts {
                 let (unit, repeated) = match part.kind() {
                     HirKind::Repetition(r) if r.min >= 1 => {
@@ -165,10 +147,7 @@ fn of_hir(hir: &Hir) -> Required {
                         }
                     }
                     None => {
-                        push_strings(
-                            &mut all,
-                            std::mem::replace(&mut run, vec![Exact::new(Vec::new())]),
-                        );
+                        push_strings(&mut all, std::mem::replace(&mut run, vec![Vec::new()]));
                         match of_hir(part) {
                             Required::Anything => {}
                             other => all.push(other),
@@ -200,17 +179,11 @@ fn of_hir(hir: &Hir) -> Required {
 
 /// The requirement that a text hold one of `strings`: nothing when one is too short for a
 /// trigram.
-fn of_strings(strings: Vec<Exact>) -> Required {
-    if strings.is_empty() || strings.iter().any(|s| s.bytes.len() < 3) {
+fn of_strings(strings: Vec<Vec<u8>>) -> Required {
+    if strings.is_empty() || strings.iter().any(|s| s.len() < 3) {
         return Required::Anything;
     }
-    let mut literals: Vec<Required> = strings
-        .into_iter()
-        .map(|s| match s.any_case {
-            true => Required::AnyCase(s.bytes),
-            false => Required::Literal(s.bytes),
-        })
-        .collect();
+    let mut literals: Vec<Required> = strings.into_iter().map(Required::Literal).collect();
     if literals.len() == 1 {
         literals.remove(0)
     } else {
@@ -218,7 +191,7 @@ fn of_strings(strings: Vec<Exact>) -> Required {
     }
 }
 
-fn push_strings(all: &mut Vec<Required>, strings: Vec<Exact>) {
+fn push_strings(all: &mut Vec<Required>, strings: Vec<Vec<u8>>) {
     match of_strings(strings) {
         Required::Anything => {}
         required => all.push(required),
@@ -227,16 +200,14 @@ fn push_strings(all: &mut Vec<Required>, strings: Vec<Exact>) {
 
 /// Every string a part of a regexp can match, when they are few: literals, small classes, and
 /// concatenations and alternations of those.
-fn exact(hir: &Hir) -> Option<Vec<Exact>> {
-    let class =
-        |strings: Vec<Vec<u8>>| Some(distinct(strings.into_iter().map(Exact::new).collect()));
+fn exact(hir: &Hir) -> Option<Vec<Vec<u8>>> {
     match hir.kind() {
-        HirKind::Literal(literal) => Some(vec![Exact::new(literal.0.to_vec())]),
+        HirKind::Literal(literal) => Some(vec![literal.0.to_vec()]),
         HirKind::Capture(capture) => exact(&capture.sub),
         HirKind::Repetition(r) if r.min == 1 && r.max == Some(1) => exact(&r.sub),
-        HirKind::Class(regex_syntax::hir::Class::Unicode(ranges)) => {
+        HirKind::Class(regex_syntax::hir::Class::Unicode(class)) => {
             let mut strings = Vec::new();
-            for range in ranges.ranges() {
+            for range in class.ranges() {
                 for c in range.start()..=range.end() {
                     if strings.len() == MAX_CLASS {
                         return None;
@@ -244,11 +215,11 @@ fn exact(hir: &Hir) -> Option<Vec<Exact>> {
                     strings.push(c.to_string().into_bytes());
                 }
             }
-            class(strings)
+            Some(distinct(strings))
         }
-        HirKind::Class(regex_syntax::hir::Class::Bytes(ranges)) => {
+        HirKind::Class(regex_syntax::hir::Class::Bytes(class)) => {
             let mut strings = Vec::new();
-            for range in ranges.ranges() {
+            for range in class.ranges() {
                 for b in range.start()..=range.end() {
                     if strings.len() == MAX_CLASS {
                         return None;
@@ -256,13 +227,11 @@ fn exact(hir: &Hir) -> Option<Vec<Exact>> {
                     strings.push(vec![b]);
                 }
             }
-            class(strings)
+            Some(distinct(strings))
         }
         HirKind::Concat(parts) => parts
             .iter()
-            .try_fold(vec![Exact::new(Vec::new())], |run, part| {
-                product(&run, &exact(part)?)
-            }),
+            .try_fold(vec![Vec::new()], |run, part| product(&run, &exact(part)?)),
         HirKind::Alternation(options) => {
             let mut strings = Vec::new();
             for option in options {
@@ -276,41 +245,23 @@ fn exact(hir: &Hir) -> Option<Vec<Exact>> {
 }
 
 /// Each of `left` followed by each of `right`, unless that makes too many.
-fn product(left: &[Exact], right: &[Exact]) -> Option<Vec<Exact>> {
+fn product(left: &[Vec<u8>], right: &[Vec<u8>]) -> Option<Vec<Vec<u8>>> {
     if left.len() * right.len() > MAX_EXACT * 4 {
         return None;
     }
     let joined = left
         .iter()
-        .flat_map(|l| {
-            right.iter().map(move |r| Exact {
-                bytes: [l.bytes.as_slice(), &r.bytes].concat(),
-                any_case: l.any_case || r.any_case,
-            })
-        })
+        .flat_map(|l| right.iter().map(move |r| [l.as_slice(), r].concat()))
         .collect();
     let joined = distinct(joined);
     (joined.len() <= MAX_EXACT).then_some(joined)
 }
 
-/// The strings, those that differ only in ASCII case made one that stands for any case (the
-/// index folds case, so they are one lookup either way).
-fn distinct(strings: Vec<Exact>) -> Vec<Exact> {
-    let mut out: Vec<Exact> = Vec::with_capacity(strings.len());
-    let mut seen: std::collections::HashMap<Vec<u8>, usize> = std::collections::HashMap::new();
-    for string in strings {
-        match seen.entry(string.bytes.to_ascii_lowercase()) {
-            std::collections::hash_map::Entry::Occupied(at) => {
-                let kept = &mut out[*at.get()];
-                kept.any_case |= kept.bytes != string.bytes || string.any_case;
-            }
-            std::collections::hash_map::Entry::Vacant(at) => {
-                at.insert(out.len());
-                out.push(string);
-            }
-        }
-    }
-    out
+/// The strings, one of each that the index cannot tell apart (it folds ASCII letters).
+fn distinct(mut strings: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+    let mut seen = std::collections::HashSet::new();
+    strings.retain(|s| seen.insert(s.to_ascii_lowercase()));
+    strings
 }
 
 /// A guess at how rare a trigram is in source code, from its (folded) bytes: letters common in
@@ -416,9 +367,6 @@ impl Lookup {
             Required::Anything => Lookup::Anything,
             Required::Literal(bytes) => {
                 LiteralLookup::new(bytes, case_sensitive).map_or(Lookup::Anything, Lookup::Literal)
-            }
-            Required::AnyCase(bytes) => {
-                LiteralLookup::new(bytes, false).map_or(Lookup::Anything, Lookup::Literal)
             }
             Required::All(parts) => Lookup::All(
                 parts
@@ -595,7 +543,7 @@ pub fn narrows(expr: &Expr) -> bool {
     fn literal_narrows(required: &Required) -> bool {
         match required {
             Required::Anything => false,
-            Required::Literal(bytes) | Required::AnyCase(bytes) => bytes.len() >= 3,
+            Required::Literal(bytes) => bytes.len() >= 3,
             Required::All(parts) => parts.iter().any(literal_narrows),
             Required::Any(parts) => !parts.is_empty() && parts.iter().all(literal_narrows),
         }
@@ -638,12 +586,11 @@ mod tests {
     #[test]
     fn positions_rule_out_documents_with_the_trigrams_in_another_order() {
         use crate::index::format::ShardBuilder;
-        let texts: [&[u8]; 5] = [
+        let texts: [&[u8]; 4] = [
             b"pub struct Config { x: u8 }\n",
             b"pub struct Other;\nimpl Config for Other {}\n",
             b"// a struct Config that is pub\npub struct X;\n",
             b"nothing here\n",
-            b"PUB STRUCT CONFIG\n",
         ];
         let dir = tempfile::tempdir().unwrap();
         let mut builder = ShardBuilder::default();
@@ -667,18 +614,13 @@ mod tests {
                 .unwrap()
         };
         // Documents 1 and 2 hold every trigram of the phrase, never in its order.
-        // Document 4 holds it in another case: ruled out where case matters.
         assert_eq!(
             candidates("pub struct Config", true),
             PartSet::Some(vec![0])
         );
         assert_eq!(
             candidates("PUB STRUCT CONFIG", false),
-            PartSet::Some(vec![0, 4])
-        );
-        assert_eq!(
-            candidates("PUB STRUCT CONFIG", true),
-            PartSet::Some(vec![4])
+            PartSet::Some(vec![0])
         );
         // No literal of any text is ever ruled out of its own document.
         for (doc, text) in texts.iter().enumerate() {
@@ -732,12 +674,9 @@ mod tests {
             required("v[12]_(ab|cd)"),
             any(&["v1_ab", "v1_cd", "v2_ab", "v2_cd"])
         );
-        // Variants in ASCII case are one lookup in any case: the index folds them.
-        let any_case = |s: &str| Required::AnyCase(s.as_bytes().to_vec());
-        assert_eq!(required("(?i)needle"), any_case("NEEDLE"));
-        assert_eq!(required("[Ff]oo[Bb]ar"), any_case("FooBar"));
-        assert_eq!(required("[Ff]oo_(x|X)"), any_case("Foo_X"));
-        assert_eq!(required("foo[x_]"), any(&["foo_", "foox"]));
+        // Variants in ASCII case are one lookup: the index folds them.
+        assert_eq!(required("(?i)needle"), lit("NEEDLE"));
+        assert_eq!(required("[Ff]oo[Bb]ar"), lit("FooBar"));
         // Other case variants are not the same text.
         assert!(matches!(required("(?i)class"), Required::Any(v) if v.len() == 4));
     }

@@ -20,7 +20,7 @@
 //! | block table | per block: file offset `u64`, compressed length `u32`, text length `u32`, CRC-32 of the text `u32` |
 //! | documents | per document, varints: path length and bytes, object id length and bytes, size, flags, part count; then per part: block, offset in block, length, number of its first line |
 //! | dictionary | per trigram, ascending, varints: the trigram less the one before, its part count, the byte length of its postings |
-//! | postings | per trigram, per part (parts are numbered across documents, in order): the delta-coded varint part number; a byte whose bit `p % 8` is set when the trigram starts at some byte `p` of the part (a literal's trigrams must then agree on a start); a byte with the [follower bit](super::trigram::follower_bit) of each byte that follows the trigram in the part (a literal's next byte must be among them); a byte with the [case bit](super::trigram::case_bit) of each way the part writes the trigram (a case-sensitive literal's must be among them) |
+//! | postings | per trigram, per part (parts are numbered across documents, in order): the delta-coded varint part number; a byte whose bit `p % 8` is set when the trigram starts at some byte `p` of the part (a literal's trigrams must then agree on a start); a byte with the [follower bit](super::trigram::follower_bit) of each byte that follows the trigram in the part (a literal's next byte must be among them) |
 //! | footer | offsets of block table, documents, dictionary, postings and end `u64` each; block, document and dictionary counts `u32` each; CRC-32 of block table + documents + dictionary `u32`; `QIDXFOOT` |
 //!
 //! A shard is written to a temporary file, flushed to disk and renamed into place, so a reader
@@ -36,9 +36,8 @@ use super::IndexError;
 use super::trigram::{Masks, Trigram, TrigramSet};
 
 /// Version 2 added the position byte of each posting; version 3 the parts of large documents,
-/// the follower and case bytes of each posting and a dictionary of varints. Versions 1 and 2 are still
-/// read (a document is one part; version 1 postings allow any start, neither says followers or
-/// cases).
+/// the follower byte of each posting and a dictionary of varints. Versions 1 and 2 are still
+/// read (a document is one part; version 1 postings allow any start, neither says followers).
 pub const FORMAT_VERSION: u32 = 3;
 const HEADER_MAGIC: &[u8; 8] = b"QUARRYIX";
 const FOOTER_MAGIC: &[u8; 8] = b"QIDXFOOT";
@@ -134,8 +133,6 @@ pub struct ShardBuilder {
     content: Vec<u8>,
     pending: Vec<u8>,
     pairs: Vec<u64>,
-    /// The case mask of each pair, in the same order.
-    cases: Vec<u8>,
     trigrams: TrigramSet,
     text_bytes: u64,
 }
@@ -206,7 +203,6 @@ impl ShardBuilder {
                     | (u64::from(masks.followers) << 8)
                     | u64::from(masks.starts),
             );
-            self.cases.push(masks.cases);
         }
         Ok(())
     }
@@ -273,7 +269,7 @@ impl ShardBuilder {
             }
         }
         // Postings are grouped by trigram: sort the (trigram, part) pairs by trigram.
-        sort_by_trigram(&mut self.pairs, &mut self.cases);
+        sort_by_trigram(&mut self.pairs);
         let mut dictionary = Vec::new();
         let mut postings = Vec::new();
         let (mut i, mut trigrams, mut previous_trigram) = (0, 0u32, 0u32);
@@ -287,7 +283,6 @@ impl ShardBuilder {
                 put_varint(&mut postings, u64::from(part - previous));
                 postings.push(self.pairs[i] as u8);
                 postings.push((self.pairs[i] >> 8) as u8);
-                postings.push(self.cases[i]);
                 previous = part;
                 count += 1;
                 i += 1;
@@ -320,13 +315,11 @@ impl ShardBuilder {
     }
 }
 
-/// Sorts (trigram << 40 | part << 16 | masks) postings by trigram, and their case masks with
-/// them, keeping the order of parts within a trigram (they were added in increasing order): a
-/// stable radix sort over the trigram's three bytes, several times faster than a comparison
-/// sort on this many.
-fn sort_by_trigram(pairs: &mut Vec<u64>, cases: &mut Vec<u8>) {
+/// Sorts (trigram << 40 | part << 16 | masks) postings by trigram, keeping the order
+/// of parts within a trigram (they were added in increasing order): a stable radix sort over
+/// the trigram's three bytes, several times faster than a comparison sort on this many.
+fn sort_by_trigram(pairs: &mut Vec<u64>) {
     let mut scratch = vec![0u64; pairs.len()];
-    let mut scratch_cases = vec![0u8; cases.len()];
     for shift in [40u32, 48, 56] {
         let mut counts = [0usize; 257];
         for &pair in pairs.iter() {
@@ -335,14 +328,12 @@ fn sort_by_trigram(pairs: &mut Vec<u64>, cases: &mut Vec<u8>) {
         for i in 1..257 {
             counts[i] += counts[i - 1];
         }
-        for (&pair, &case) in pairs.iter().zip(cases.iter()) {
+        for &pair in pairs.iter() {
             let bucket = ((pair >> shift) & 0xff) as usize;
             scratch[counts[bucket]] = pair;
-            scratch_cases[counts[bucket]] = case;
             counts[bucket] += 1;
         }
         std::mem::swap(pairs, &mut scratch);
-        std::mem::swap(cases, &mut scratch_cases);
     }
 }
 
@@ -754,18 +745,14 @@ impl Shard {
             } else {
                 0xff
             };
-            let (followers, cases) = if self.version >= 3 {
-                (byte(&mut cursor)?, byte(&mut cursor)?)
+            let followers = if self.version >= 3 {
+                byte(&mut cursor)?
             } else {
-                (0xff, 0xff)
+                0xff
             };
             out.push(Posting {
                 part: part as u32,
-                masks: Masks {
-                    starts,
-                    followers,
-                    cases,
-                },
+                masks: Masks { starts, followers },
             });
         }
         Ok(out)
@@ -876,7 +863,7 @@ impl<'a> Texts<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::index::trigram::{case_bit, follower_bit, pack};
+    use crate::index::trigram::{follower_bit, pack};
 
     fn build(dir: &Path) -> std::path::PathBuf {
         let mut builder = ShardBuilder::default();
@@ -916,13 +903,10 @@ mod tests {
                 pairs.push(((state >> 40) & 0xff_ffff) << 40 | doc << 8 | (state & 0xff));
             }
         }
-        let mut cases: Vec<u8> = pairs.iter().map(|&p| (p >> 16) as u8).collect();
         let mut expected = pairs.clone();
         expected.sort_by_key(|p| p >> 40);
-        sort_by_trigram(&mut pairs, &mut cases);
+        sort_by_trigram(&mut pairs);
         assert_eq!(pairs, expected);
-        let moved_along: Vec<u8> = pairs.iter().map(|&p| (p >> 16) as u8).collect();
-        assert_eq!(cases, moved_along, "case masks move with their pairs");
     }
 
     #[test]
@@ -956,19 +940,15 @@ mod tests {
         // `fn ` starts at byte 0 of both documents (the last is part 3 + the large one's parts
         // beyond its first).
         let last = shard.parts_of(3).start;
-        let found: Vec<(u32, u8, u8, u8)> = shard
+        let found: Vec<(u32, u8, u8)> = shard
             .postings(pack(b'f', b'n', b' '))
             .unwrap()
             .iter()
-            .map(|p| (p.part, p.masks.starts, p.masks.followers, p.masks.cases))
+            .map(|p| (p.part, p.masks.starts, p.masks.followers))
             .collect();
-        let lower = case_bit(b'f', b'n', b' ');
         assert_eq!(
             found,
-            [
-                (0, 1, follower_bit(b'a'), lower),
-                (last, 1, follower_bit(b'b'), lower)
-            ]
+            [(0, 1, follower_bit(b'a')), (last, 1, follower_bit(b'b'))]
         );
         assert_eq!(
             shard.postings(pack(b'N', b'E', b'E')).unwrap().len(),

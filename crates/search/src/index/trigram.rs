@@ -1,7 +1,6 @@
 //! Trigrams: three consecutive bytes, ASCII letters folded to lower case, never spanning a
 //! newline (a match never does). Folding means a case-insensitive query needs no more lookups
-//! than a case-sensitive one; a posting's case mask gives a case-sensitive one back the
-//! letters' case; the candidates are verified against the real text either way.
+//! than a case-sensitive one; the candidates are verified against the real text either way.
 
 /// A trigram packed into the low 24 bits.
 pub type Trigram = u32;
@@ -20,38 +19,28 @@ pub fn follower_bit(byte: u8) -> u8 {
     1 << (u32::from(byte.to_ascii_lowercase()).wrapping_mul(0x9E37_79B1) >> 29)
 }
 
-/// The bit, in a posting's case mask, of a trigram's case as written: bit `p` for the pattern
-/// `p` whose bits say which of its three bytes are upper-case ASCII letters.
-#[inline]
-pub fn case_bit(a: u8, b: u8, c: u8) -> u8 {
-    let upper = |byte: u8| u8::from(byte.is_ascii_uppercase());
-    1 << ((upper(a) << 2) | (upper(b) << 1) | upper(c))
-}
-
-/// What a text says of one of its trigrams: where it starts (bit `p % 8` for a start at byte
-/// `p`), which bytes follow it (their [`follower_bit`]s; none at a line's end) and in which cases
-/// it is written (their [`case_bit`]s).
+/// What a text says of one of its trigrams: where it starts (bit `p % 8` for a start at byte `p`)
+/// and which bytes follow it (their [`follower_bit`]s; none at a line's end).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Masks {
     pub starts: u8,
     pub followers: u8,
-    pub cases: u8,
 }
 
 /// Collects the distinct trigrams of texts with their [`Masks`], reusing its memory between
 /// texts.
 pub struct TrigramSet {
     /// Per trigram, its masks in the current text: starts in the low byte, followers in the
-    /// next, cases in the third (zero: absent, since a present trigram has a start).
-    masks: Vec<u32>,
+    /// high one (zero: absent, since a present trigram has a start).
+    masks: Vec<u16>,
     found: Vec<Trigram>,
 }
 
 thread_local! {
     /// A zeroed mask table left by the last set dropped on this thread. Indexing builds a set per
-    /// shard; a fresh 64 MB table each time cost page faults to fill it and TLB shootdowns to
+    /// shard; a fresh 32 MB table each time cost page faults to fill it and TLB shootdowns to
     /// return it. The table goes when its thread does (an idle blocking thread exits).
-    static SPARE_MASKS: std::cell::RefCell<Option<Vec<u32>>> = const { std::cell::RefCell::new(None) };
+    static SPARE_MASKS: std::cell::RefCell<Option<Vec<u16>>> = const { std::cell::RefCell::new(None) };
 }
 
 impl Default for TrigramSet {
@@ -88,10 +77,8 @@ impl TrigramSet {
             self.masks[t as usize] = 0;
         }
         self.found.clear();
-        // A rolling trigram: the last three folded bytes, which of them were upper case, and
-        // how many bytes since a newline.
+        // A rolling trigram: the last three folded bytes, and how many bytes since a newline.
         let mut t: u32 = 0;
-        let mut case: u32 = 0;
         let mut run = 0usize;
         for (at, &byte) in text.iter().enumerate() {
             if byte == b'\n' {
@@ -100,10 +87,9 @@ impl TrigramSet {
             }
             if run >= 3 {
                 // This byte follows the trigram that ended on the byte before.
-                self.masks[t as usize] |= u32::from(follower_bit(byte)) << 8;
+                self.masks[t as usize] |= u16::from(follower_bit(byte)) << 8;
             }
             t = ((t << 8) | u32::from(byte.to_ascii_lowercase())) & 0x00ff_ffff;
-            case = ((case << 1) | u32::from(byte.is_ascii_uppercase())) & 7;
             run += 1;
             if run < 3 {
                 continue;
@@ -113,7 +99,7 @@ impl TrigramSet {
                 self.found.push(t);
             }
             // The trigram started two bytes back.
-            *mask |= (1 << ((at - 2) & 7)) | (1 << (16 + case));
+            *mask |= 1 << ((at - 2) & 7);
         }
         &self.found
     }
@@ -127,7 +113,6 @@ impl TrigramSet {
                 Masks {
                     starts: mask as u8,
                     followers: (mask >> 8) as u8,
-                    cases: (mask >> 16) as u8,
                 },
             )
         })
@@ -147,14 +132,13 @@ pub fn of_literal(literal: &[u8], case_sensitive: bool) -> Vec<Trigram> {
     out
 }
 
-/// One occurrence of a trigram in a literal: its offset, the bit of the byte after it when the
-/// literal has one there, and the bit of its case when case matters.
+/// One occurrence of a trigram in a literal: its offset, and the bit of the byte after it when
+/// the literal has one there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InLiteral {
     pub trigram: Trigram,
     pub offset: usize,
     pub follower: Option<u8>,
-    pub case: Option<u8>,
 }
 
 /// The trigrams of a literal with where they occur in it, for checking against a text's masks:
@@ -175,24 +159,20 @@ pub fn in_literal(literal: &[u8], case_sensitive: bool) -> Vec<InLiteral> {
                 .get(offset + 3)
                 .filter(|&&b| b != b'\n')
                 .map(|&b| follower_bit(b)),
-            case: case_sensitive.then(|| case_bit(w[0], w[1], w[2])),
         })
         .collect()
 }
 
 /// The starts (mod 8, as a mask) a literal may have in a text, as far as one of its trigrams
-/// says: none when a byte that follows the trigram in the literal never follows it in the text,
-/// or the text never writes it in the literal's case (where case matters); otherwise the
-/// trigram's start mask turned back by each offset at which the literal holds it.
+/// says: none when a byte that follows the trigram in the literal never follows it in the text;
+/// otherwise the trigram's start mask turned back by each offset at which the literal holds it.
 /// A text holds the literal only if all its trigrams allow a common start.
 pub fn allowed_starts<'a>(
     masks: Masks,
     occurrences: impl IntoIterator<Item = &'a InLiteral>,
 ) -> u8 {
     occurrences.into_iter().fold(0xff, |allowed, at| {
-        if at.follower.is_some_and(|bit| masks.followers & bit == 0)
-            || at.case.is_some_and(|bit| masks.cases & bit == 0)
-        {
+        if at.follower.is_some_and(|bit| masks.followers & bit == 0) {
             return 0;
         }
         allowed & masks.starts.rotate_right((at.offset & 7) as u32)
@@ -249,7 +229,6 @@ mod tests {
                 let masks = masks.get(&at.trigram).copied().unwrap_or(Masks {
                     starts: 0,
                     followers: 0,
-                    cases: 0,
                 });
                 shared & allowed_starts(masks, [at])
             }) != 0
@@ -270,16 +249,6 @@ mod tests {
         assert!(in_literal("né".as_bytes(), false).is_empty());
         // Case folds: an upper-case follower is the lower-case one.
         assert_eq!(follower_bit(b'D'), follower_bit(b'd'));
-        // `nee` is only ever written in lower case: a case-sensitive `Nee` is ruled out, a
-        // case-insensitive one is not.
-        assert_eq!(nee.cases, case_bit(b'n', b'e', b'e'));
-        assert!(!check(b"Needle"));
-        let without_case = in_literal(b"Needle", false);
-        assert!(without_case.iter().all(|at| at.case.is_none()));
-        let nee_in_needle = without_case
-            .iter()
-            .filter(|at| at.trigram == pack(b'n', b'e', b'e'));
-        assert_ne!(allowed_starts(nee, nee_in_needle), 0);
     }
 
     #[test]
