@@ -265,7 +265,15 @@ def main():
     indexed_text = sum(e.get("text_bytes", 0) for e in indexed)
     index_bytes = dir_size(os.path.join(data, "index"))
 
-    # 2. Serve the queries from a fresh process (warm page cache).
+    # 2. codesearch's index of the same files.
+    csearch_index = os.path.join(work, "csearchindex")
+    cs_env = dict(os.environ, CSEARCHINDEX=csearch_index)
+    cindex_seconds, _ = timed(["cindex", repos], cwd=repos, env=cs_env)
+    cindex_bytes = os.path.getsize(csearch_index) if os.path.exists(csearch_index) else 0
+
+    # 3. Serve the queries from a fresh process (warm page cache), each run of a query followed
+    # by the same search with ripgrep and codesearch, so that whatever else the machine does
+    # falls on the three alike.
     quarry = Quarry(args.quarry, data, repos, restarted=True)
     while not quarry.ready(repository_count):
         time.sleep(0.2)
@@ -275,32 +283,24 @@ def main():
     results = []
     for kind, query, rg_args, cs_args in queries:
         full = query + " count:all"
+        rg = ["rg", "-uu", "--glob", "!.git", "--no-heading", "-n", "--no-messages"] + rg_args + ["."]
+        cs = ["csearch", "-n"] + cs_args
         quarry.search(full)
-        runs = [quarry.search(full) for _ in range(args.runs)]
+        timed(rg, repos)
+        timed(cs, repos, cs_env)
+        runs, rg_runs, cs_runs = [], [], []
+        for _ in range(args.runs):
+            runs.append(quarry.search(full))
+            rg_runs.append(timed(rg, repos))
+            cs_runs.append(timed(cs, repos, cs_env))
         results.append({
             "kind": kind, "query": query,
             "quarry": [r[0] for r in runs], "first": [r[1] for r in runs], "quarry_lines": runs[0][2],
-            "rg_args": rg_args, "cs_args": cs_args,
+            "rg": [t for t, _ in rg_runs], "rg_lines": rg_runs[0][1],
+            "cs": [t for t, _ in cs_runs], "cs_lines": cs_runs[0][1],
         })
     serving_rss = peak_rss(quarry.process.pid)
     quarry.stop()
-
-    # 3. The same searches with ripgrep and codesearch.
-    csearch_index = os.path.join(work, "csearchindex")
-    cs_env = dict(os.environ, CSEARCHINDEX=csearch_index)
-    cindex_seconds, _ = timed(["cindex", repos], cwd=repos, env=cs_env)
-    cindex_bytes = os.path.getsize(csearch_index) if os.path.exists(csearch_index) else 0
-    for r in results:
-        rg = ["rg", "-uu", "--glob", "!.git", "--no-heading", "-n", "--no-messages"] + r["rg_args"] + ["."]
-        cs = ["csearch", "-n"] + r["cs_args"]
-        timed(rg, repos)
-        timed(cs, repos, cs_env)
-        rg_runs = [timed(rg, repos) for _ in range(args.runs)]
-        cs_runs = [timed(cs, repos, cs_env) for _ in range(args.runs)]
-        r["rg"] = [t for t, _ in rg_runs]
-        r["rg_lines"] = rg_runs[0][1]
-        r["cs"] = [t for t, _ in cs_runs]
-        r["cs_lines"] = cs_runs[0][1]
     shutil.rmtree(work, ignore_errors=True)
 
     mb = 1024 * 1024
