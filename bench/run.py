@@ -271,9 +271,9 @@ def main():
     cindex_seconds, _ = timed(["cindex", repos], cwd=repos, env=cs_env)
     cindex_bytes = os.path.getsize(csearch_index) if os.path.exists(csearch_index) else 0
 
-    # 3. Serve the queries from a fresh process (warm page cache), each run of a query followed
-    # by the same search with ripgrep and codesearch, so that whatever else the machine does
-    # falls on the three alike.
+    # 3. Serve the queries from a fresh process (warm page cache); each query's runs are followed
+    # at once by the same search's runs with ripgrep and codesearch, so that whatever else the
+    # machine does in those seconds falls on the three alike, and each tool runs warm.
     quarry = Quarry(args.quarry, data, repos, restarted=True)
     while not quarry.ready(repository_count):
         time.sleep(0.2)
@@ -286,13 +286,11 @@ def main():
         rg = ["rg", "-uu", "--glob", "!.git", "--no-heading", "-n", "--no-messages"] + rg_args + ["."]
         cs = ["csearch", "-n"] + cs_args
         quarry.search(full)
+        runs = [quarry.search(full) for _ in range(args.runs)]
         timed(rg, repos)
+        rg_runs = [timed(rg, repos) for _ in range(args.runs)]
         timed(cs, repos, cs_env)
-        runs, rg_runs, cs_runs = [], [], []
-        for _ in range(args.runs):
-            runs.append(quarry.search(full))
-            rg_runs.append(timed(rg, repos))
-            cs_runs.append(timed(cs, repos, cs_env))
+        cs_runs = [timed(cs, repos, cs_env) for _ in range(args.runs)]
         results.append({
             "kind": kind, "query": query,
             "quarry": [r[0] for r in runs], "first": [r[1] for r in runs], "quarry_lines": runs[0][2],
