@@ -38,7 +38,7 @@ const FOUND_QUEUE: usize = 32;
 const STATS_BATCH: usize = 64;
 /// Files an index worker holds back before sending them to the search (it also sends what it
 /// holds after each repository).
-const FILES_BATCH: usize = 64;
+const FILES_BATCH: usize = 8;
 /// How often progress is reported while a search runs.
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
 /// The most facets of each kind in the `filters` event.
