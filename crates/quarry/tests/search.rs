@@ -314,16 +314,8 @@ async fn query_language(instance: &Instance, indexed: bool) {
     let chunk = &found[0]["chunkMatches"][0];
     assert_eq!(chunk["contentStart"]["line"], 1681, "{indexed}");
     assert_eq!(chunk["contentStart"]["offset"], 11 + 39 * 1681, "{indexed}");
-    let with_context = instance
-        .client()
-        .get(format!("{}/.api/search/stream", instance.url))
-        .query(&[("q", query), ("cl", "1")])
-        .send()
-        .await
-        .expect("stream")
-        .text()
-        .await
-        .expect("events");
+    let with_context =
+        common::stream_with_context(instance.client(), &instance.url, query, "1").await;
     assert!(
         with_context.contains(r#""content":"row 01680 lorem ipsum dolor sit amet\tx\nrow 01681"#),
         "{with_context}"

@@ -577,14 +577,7 @@ async fn pages_name_what_is_missing_and_refuse_bad_input() {
         .await
         .expect("stream");
     assert_eq!(too_many.status(), 400);
-    let with_context = client
-        .get(format!("{base}/.api/search/stream?q=needle_function&cl=2"))
-        .send()
-        .await
-        .expect("stream")
-        .text()
-        .await
-        .expect("events");
+    let with_context = common::stream_with_context(client, base, "needle_function", "2").await;
     assert!(
         with_context
             .contains("\"content\":\"// filler line 18\\n// filler line 19\\nfn needle_function()"),

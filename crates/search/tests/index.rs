@@ -146,23 +146,35 @@ async fn incremental_updates_and_recovery_from_damage() {
     );
 }
 
+/// A shard of `tests/data`, checked to hold the three documents both fixtures hold.
+fn checked_in_shard(name: &str) -> Shard {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name);
+    let shard = Shard::open(&path).unwrap();
+    let paths: Vec<&str> = shard.docs().iter().map(|d| d.path.as_str()).collect();
+    assert_eq!(paths, ["README.md", "src/lib.rs", "logo.png"]);
+    shard
+}
+
+/// (part, start mask, follower mask) of each posting of `qua`.
+fn qua_postings(shard: &Shard) -> Vec<(u32, u8, u8)> {
+    shard
+        .postings(pack(b'q', b'u', b'a'))
+        .unwrap()
+        .iter()
+        .map(|p| (p.part, p.masks.starts, p.masks.followers))
+        .collect()
+}
+
 /// Shards written by version 1 of the format stay readable: `tests/data/v1.qix` was written by
 /// the first release of the format's `ShardBuilder` (three documents: two texts and a binary
 /// file) and is never regenerated.
 #[test]
 fn reads_a_version_1_shard() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/v1.qix");
-    let shard = Shard::open(&path).unwrap();
-    let paths: Vec<&str> = shard.docs().iter().map(|d| d.path.as_str()).collect();
-    assert_eq!(paths, ["README.md", "src/lib.rs", "logo.png"]);
+    let shard = checked_in_shard("v1.qix");
     // Version 1 postings say nothing of positions: any start is allowed.
-    let found: Vec<(u32, u8, u8)> = shard
-        .postings(pack(b'q', b'u', b'a'))
-        .unwrap()
-        .iter()
-        .map(|p| (p.part, p.masks.starts, p.masks.followers))
-        .collect();
-    assert_eq!(found, [(0, 0xff, 0xff), (1, 0xff, 0xff)]);
+    assert_eq!(qua_postings(&shard), [(0, 0xff, 0xff), (1, 0xff, 0xff)]);
     let mut texts = Texts::new(&shard);
     assert_eq!(&*texts.doc(1).unwrap(), b"pub fn quarry() -> u32 { 42 }\n");
     assert_eq!(&*texts.doc(2).unwrap(), b"");
@@ -172,19 +184,13 @@ fn reads_a_version_1_shard() {
 /// was written by the last release of version 2's `ShardBuilder` and is never regenerated.
 #[test]
 fn reads_a_version_2_shard() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/v2.qix");
-    let shard = Shard::open(&path).unwrap();
-    let paths: Vec<&str> = shard.docs().iter().map(|d| d.path.as_str()).collect();
-    assert_eq!(paths, ["README.md", "src/lib.rs", "logo.png"]);
+    let shard = checked_in_shard("v2.qix");
     // `qua` starts at bytes 2 and 16 of the first text and 7 of the second; version 2 postings
     // say nothing of followers.
-    let found: Vec<(u32, u8, u8)> = shard
-        .postings(pack(b'q', b'u', b'a'))
-        .unwrap()
-        .iter()
-        .map(|p| (p.part, p.masks.starts, p.masks.followers))
-        .collect();
-    assert_eq!(found, [(0, 0b101, 0xff), (1, 0b1000_0000, 0xff)]);
+    assert_eq!(
+        qua_postings(&shard),
+        [(0, 0b101, 0xff), (1, 0b1000_0000, 0xff)]
+    );
     let mut texts = Texts::new(&shard);
     assert_eq!(&*texts.doc(0).unwrap(), b"# Quarry\nSearch quarry code.\n");
     assert_eq!(&*texts.doc(1).unwrap(), b"pub fn quarry() -> u32 { 42 }\n");

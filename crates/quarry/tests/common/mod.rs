@@ -513,6 +513,24 @@ pub async fn graphql_as(
         .expect("GraphQL answers JSON")
 }
 
+/// The whole answer of the stream API to a query with `cl` lines of context, as this client.
+pub async fn stream_with_context(
+    client: &reqwest::Client,
+    url: &str,
+    query: &str,
+    context: &str,
+) -> String {
+    client
+        .get(format!("{url}/.api/search/stream"))
+        .query(&[("q", query), ("cl", context)])
+        .send()
+        .await
+        .expect("GET /.api/search/stream")
+        .text()
+        .await
+        .expect("events")
+}
+
 /// Starts a search through the stream API as this client.
 pub async fn stream_response(
     client: &reqwest::Client,

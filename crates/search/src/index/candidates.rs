@@ -205,30 +205,20 @@ fn exact(hir: &Hir) -> Option<Vec<Vec<u8>>> {
         HirKind::Literal(literal) => Some(vec![literal.0.to_vec()]),
         HirKind::Capture(capture) => exact(&capture.sub),
         HirKind::Repetition(r) if r.min == 1 && r.max == Some(1) => exact(&r.sub),
-        HirKind::Class(regex_syntax::hir::Class::Unicode(class)) => {
-            let mut strings = Vec::new();
-            for range in class.ranges() {
-                for c in range.start()..=range.end() {
-                    if strings.len() == MAX_CLASS {
-                        return None;
-                    }
-                    strings.push(c.to_string().into_bytes());
-                }
-            }
-            Some(distinct(strings))
-        }
-        HirKind::Class(regex_syntax::hir::Class::Bytes(class)) => {
-            let mut strings = Vec::new();
-            for range in class.ranges() {
-                for b in range.start()..=range.end() {
-                    if strings.len() == MAX_CLASS {
-                        return None;
-                    }
-                    strings.push(vec![b]);
-                }
-            }
-            Some(distinct(strings))
-        }
+        HirKind::Class(regex_syntax::hir::Class::Unicode(class)) => small_class(
+            class
+                .ranges()
+                .iter()
+                .flat_map(|r| r.start()..=r.end())
+                .map(|c| c.to_string().into_bytes()),
+        ),
+        HirKind::Class(regex_syntax::hir::Class::Bytes(class)) => small_class(
+            class
+                .ranges()
+                .iter()
+                .flat_map(|r| r.start()..=r.end())
+                .map(|b| vec![b]),
+        ),
         HirKind::Concat(parts) => parts
             .iter()
             .try_fold(vec![Vec::new()], |run, part| product(&run, &exact(part)?)),
@@ -242,6 +232,12 @@ fn exact(hir: &Hir) -> Option<Vec<Vec<u8>>> {
         }
         _ => None,
     }
+}
+
+/// A class's members as strings, unless it has more than [`MAX_CLASS`].
+fn small_class(members: impl Iterator<Item = Vec<u8>>) -> Option<Vec<Vec<u8>>> {
+    let strings: Vec<Vec<u8>> = members.take(MAX_CLASS + 1).collect();
+    (strings.len() <= MAX_CLASS).then(|| distinct(strings))
 }
 
 /// Each of `left` followed by each of `right`, unless that makes too many.
