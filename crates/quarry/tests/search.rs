@@ -307,17 +307,17 @@ async fn query_language(instance: &Instance, indexed: bool) {
         assert_eq!(paths(&found), set(expected), "{query}, indexed: {indexed}");
     }
 
-    // The first line of the large file's second part (parts of 64 KiB end at a line's end):
+    // The first line of the large file's second part (parts of 32 KiB end at a line's end):
     // numbered and placed as in the whole file, with its context line from the part before.
-    let query = "case:yes \"row 01681\"";
+    let query = "case:yes \"row 00840\"";
     let found = matches(instance, query).await;
     let chunk = &found[0]["chunkMatches"][0];
-    assert_eq!(chunk["contentStart"]["line"], 1681, "{indexed}");
-    assert_eq!(chunk["contentStart"]["offset"], 11 + 39 * 1681, "{indexed}");
+    assert_eq!(chunk["contentStart"]["line"], 840, "{indexed}");
+    assert_eq!(chunk["contentStart"]["offset"], 11 + 39 * 840, "{indexed}");
     let with_context =
         common::stream_with_context(instance.client(), &instance.url, query, "1").await;
     assert!(
-        with_context.contains(r#""content":"row 01680 lorem ipsum dolor sit amet\tx\nrow 01681"#),
+        with_context.contains(r#""content":"row 00839 lorem ipsum dolor sit amet\tx\nrow 00840"#),
         "{with_context}"
     );
 

@@ -52,8 +52,10 @@ pub const MAX_PARTS: usize = 1 << 24;
 /// decompression of its whole block, and LZ4 gains nothing from blocks larger than its 64 KB
 /// window: 32 KB blocks made selective searches 10-20% faster than 128 KB ones for 4% more index.
 const BLOCK_TARGET: usize = 32 * 1024;
-/// Documents are cut into parts of about this size (at the first line start after it).
-pub const PART_TARGET: usize = 64 * 1024;
+/// Documents are cut into parts of about this size (at the first line start after it). A
+/// candidate part costs its decompression: 32 KiB parts made phrase searches about twice as fast
+/// as 64 KiB ones, for an index of 0.46x the text instead of 0.42x.
+pub const PART_TARGET: usize = 32 * 1024;
 
 /// The contents of the document were not indexed: a NUL byte in its first 8 KB.
 pub const FLAG_BINARY: u8 = 1;
@@ -217,7 +219,7 @@ impl ShardBuilder {
     }
 
     /// Whether the shard should be written out before another document: its postings can name
-    /// only [`MAX_PARTS`] parts, and a document may need one per 64 KiB of its text.
+    /// only [`MAX_PARTS`] parts, and a document may need one per [`PART_TARGET`] bytes of its text.
     pub fn is_full(&self, next_text: usize) -> bool {
         self.parts.len() + 1 + next_text / PART_TARGET >= MAX_PARTS
     }
