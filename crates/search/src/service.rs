@@ -136,8 +136,8 @@ impl RepoCache {
 
 /// What a repository scan reports to the search that started it.
 enum Found {
-    File(Prepared),
-    /// Several files of one repository's index, sent together to wake the search less often.
+    /// Files of one repository (an index worker sends several together to wake the search
+    /// less often).
     Files(Vec<Prepared>),
     Finished(ScanStats),
     Problem {
@@ -368,12 +368,6 @@ impl Searcher {
                 Step::Message(Some(found)) => found,
             };
             match found {
-                Found::File(prepared) => {
-                    results.file(prepared);
-                    if results.batch_matches >= MAX_BATCH && !results.flush(&events).await {
-                        return;
-                    }
-                }
                 Found::Files(files) => {
                     for prepared in files {
                         results.file(prepared);
@@ -429,7 +423,7 @@ impl Searcher {
         let (select, context_lines) = (scan.select, scan.context_lines);
         let emit = move |file, text: &[u8]| {
             let prepared = prepare(&scan_target, file, text, select, context_lines);
-            sender.blocking_send(Found::File(prepared)).is_ok()
+            sender.blocking_send(Found::Files(vec![prepared])).is_ok()
         };
         // Only default branches whose index is not current come here with an index enabled.
         if let (Some((_, config)), None) = (&self.index, &revision)
