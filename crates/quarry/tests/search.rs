@@ -192,6 +192,10 @@ async fn ripgrep_parity(instance: &Instance, code: &Path, indexed: bool) {
         r"ro[uw] 0[0-9]",
         r"(?i)ne[Ee]dle",
         r"(pa|fo)rse?\(",
+        // No literal prefix, a literal suffix: searched from the suffix.
+        r"[a-z]+\(",
+        r"\w+\)",
+        r"(?i)[a-z]+ 1",
     ];
     let mut compared = 0;
     for literal in literals {

@@ -13,6 +13,7 @@ pub mod events;
 pub mod http;
 pub mod index;
 pub mod languages;
+pub mod lines;
 pub mod matcher;
 pub mod query;
 pub mod ranking;

@@ -1,28 +1,12 @@
 //! Matching one file against a pattern expression.
 //!
-//! Content matches are line-oriented, as `rg` reports them: a line matches when the regexp matches
-//! within it (a match never spans a newline), and the ranges are the non-overlapping matches in
-//! that line. The whole buffer is searched first, so a file is only walked line by line from the
-//! first place a match can start.
+//! Content matches are line-oriented, as `rg` reports them (see [`crate::lines`]); path matches
+//! are the pattern's matches in the path; `and`, `or` and `not` combine whole files.
 
 use std::collections::BTreeMap;
 
-use regex::bytes::Regex;
-
+pub use crate::lines::LineMatch;
 use crate::query::{Expr, Scope};
-
-/// A matching line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LineMatch {
-    /// 0-based line number.
-    pub line: usize,
-    /// Byte offset of the line's start in the file.
-    pub offset: usize,
-    /// The line without its newline.
-    pub text: Vec<u8>,
-    /// Byte ranges of the matches within the line, sorted, not overlapping.
-    pub ranges: Vec<(usize, usize)>,
-}
 
 /// What matched in one file.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -118,7 +102,7 @@ fn eval(expr: &Expr, path: &str, content: &[u8]) -> (bool, Hits) {
                     .collect();
             }
             if matches!(atom.scope, Scope::Content | Scope::ContentOrPath) {
-                for line in content_matches(&atom.regex, content) {
+                for line in atom.lines.find(content) {
                     hits.lines.insert(line.line, line);
                 }
             }
@@ -153,54 +137,6 @@ fn eval(expr: &Expr, path: &str, content: &[u8]) -> (bool, Hits) {
             (!matched, Hits::default())
         }
     }
-}
-
-/// Every line of `content` in which `regex` matches, with its ranges.
-pub fn content_matches(regex: &Regex, content: &[u8]) -> Vec<LineMatch> {
-    let mut out = Vec::new();
-    let mut pos = 0;
-    // Line number of `counted_to`, which is always a line start.
-    let mut counted_to = 0;
-    let mut line_number = 0;
-    while pos < content.len() {
-        let Some(found) = regex.find_at(content, pos) else {
-            break;
-        };
-        let start = found.start();
-        if start == content.len() && content.last() == Some(&b'\n') {
-            // The end of a file that ends with a newline is not a line of its own.
-            break;
-        }
-        let line_start = content[..start]
-            .iter()
-            .rposition(|&b| b == b'\n')
-            .map_or(0, |i| i + 1)
-            .max(pos);
-        let line_end = content[start..]
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(content.len(), |i| start + i);
-        line_number += content[counted_to..line_start]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count();
-        counted_to = line_start;
-        let line = &content[line_start..line_end];
-        let ranges: Vec<(usize, usize)> = regex
-            .find_iter(line)
-            .map(|m| (m.start(), m.end()))
-            .collect();
-        if !ranges.is_empty() {
-            out.push(LineMatch {
-                line: line_number,
-                offset: line_start,
-                text: line.to_vec(),
-                ranges,
-            });
-        }
-        pos = line_end + 1;
-    }
-    out
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use regex::bytes::{Regex, RegexBuilder};
 
 use super::parser::{Field, Filter, Node, ParseError, Pattern, PatternType, parse};
 use crate::languages::Language;
+use crate::lines::LineFinder;
 
 /// Sourcegraph's defaults and bounds.
 pub const DEFAULT_COUNT: usize = 500;
@@ -31,6 +32,8 @@ pub enum Scope {
 #[derive(Debug, Clone)]
 pub struct Atom {
     pub regex: Regex,
+    /// The same regexp, for finding the lines of a text it matches in.
+    pub lines: LineFinder,
     /// The pattern as written (for messages and index planning).
     pub text: String,
     pub literal: bool,
@@ -577,6 +580,7 @@ fn compile_expr(
             let regex = build_regex(&text, case_sensitive)
                 .map_err(|e| regex_error(query, pattern.start, "regexp", &pattern.value, e))?;
             Expr::Atom(Atom {
+                lines: LineFinder::new(regex.clone(), &text, case_sensitive),
                 regex,
                 text: pattern.value.clone(),
                 literal: !pattern.regexp,
