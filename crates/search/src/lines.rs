@@ -291,14 +291,11 @@ mod tests {
         LineFinder::new(regex, pattern, case_sensitive)
     }
 
+    /// Line numbers with their ranges.
+    type Found = Vec<(usize, Vec<(usize, usize)>)>;
+
     /// The lines and ranges found, and the same found line by line with the regexp alone.
-    fn both_ways(
-        finder: &LineFinder,
-        text: &str,
-    ) -> (
-        Vec<(usize, Vec<(usize, usize)>)>,
-        Vec<(usize, Vec<(usize, usize)>)>,
-    ) {
+    fn both_ways(finder: &LineFinder, text: &str) -> (Found, Found) {
         let found = finder
             .find(text.as_bytes())
             .into_iter()
