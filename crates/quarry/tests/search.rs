@@ -191,6 +191,7 @@ async fn ripgrep_parity(instance: &Instance, code: &Path, indexed: bool) {
         r"\p{Lu}\p{Ll}+",
         r"ro[uw] 0[0-9]",
         r"(?i)ne[Ee]dle",
+        r"(needle|NEEDLE)",
         r"(pa|fo)rse?\(",
         // No literal prefix, a literal suffix: searched from the suffix.
         r"[a-z]+\(",

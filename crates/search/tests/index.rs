@@ -7,7 +7,7 @@ use quarry_gitserver::testing::TestRepo;
 use quarry_gitserver::{GitService, LocalGitService};
 use quarry_search::index::candidates::CandidatePlan;
 use quarry_search::index::format::{Shard, Texts};
-use quarry_search::index::trigram::pack;
+use quarry_search::index::trigram::{ANY_CASE, follower_bit, pack};
 use quarry_search::index::{IndexBuilder, IndexCatalog, search};
 use quarry_search::query::{PatternType, plan};
 
@@ -157,11 +157,12 @@ fn checked_in_shard(name: &str) -> Shard {
     shard
 }
 
-/// (part, start mask, follower mask) of each posting of `qua`.
+/// (part, start mask, follower mask) of each posting of `qua`; and checks that the postings
+/// say nothing of cases, as no version before 4 did.
 fn qua_postings(shard: &Shard) -> Vec<(u32, u8, u8)> {
-    shard
-        .postings(pack(b'q', b'u', b'a'))
-        .unwrap()
+    let postings = shard.postings(pack(b'q', b'u', b'a')).unwrap();
+    assert!(postings.iter().all(|p| p.masks.cases == ANY_CASE));
+    postings
         .iter()
         .map(|p| (p.part, p.masks.starts, p.masks.followers))
         .collect()
@@ -195,4 +196,22 @@ fn reads_a_version_2_shard() {
     assert_eq!(&*texts.doc(0).unwrap(), b"# Quarry\nSearch quarry code.\n");
     assert_eq!(&*texts.doc(1).unwrap(), b"pub fn quarry() -> u32 { 42 }\n");
     assert_eq!(&*texts.doc(2).unwrap(), b"");
+}
+
+/// Version 3 shards (parts, followers, no cases) stay readable: `tests/data/v3.qix` was written
+/// by the last release of version 3's `ShardBuilder` from the documents of `v2.qix` and is never
+/// regenerated.
+#[test]
+fn reads_a_version_3_shard() {
+    let shard = checked_in_shard("v3.qix");
+    assert_eq!(
+        qua_postings(&shard),
+        [
+            (0, 0b101, follower_bit(b'r')),
+            (1, 0b1000_0000, follower_bit(b'r'))
+        ]
+    );
+    let mut texts = Texts::new(&shard);
+    assert_eq!(&*texts.doc(0).unwrap(), b"# Quarry\nSearch quarry code.\n");
+    assert_eq!(&*texts.doc(1).unwrap(), b"pub fn quarry() -> u32 { 42 }\n");
 }

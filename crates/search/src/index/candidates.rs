@@ -12,7 +12,7 @@ use regex_syntax::hir::{Hir, HirKind};
 
 use super::IndexError;
 use super::format::Posting;
-use super::format::Shard;
+use super::format::{Entry, Shard};
 use super::trigram::{InLiteral, Masks, Trigram, allowed_starts, in_literal, of_literal};
 use crate::query::{Expr, Scope};
 
@@ -99,9 +99,20 @@ pub enum Required {
 
 /// The literals a regexp requires, read off its syntax tree.
 pub fn required(pattern: &str) -> Required {
+    required_and_case(pattern).0
+}
+
+/// The literals a regexp requires, and whether they name their case variants too (`(?i)abc`
+/// expands to variants that the folded index cannot tell apart, so one stands for all: it must
+/// then be looked up without case).
+fn required_and_case(pattern: &str) -> (Required, bool) {
     match regex_syntax::Parser::new().parse(pattern) {
-        Ok(hir) => of_hir(&hir),
-        Err(_) => Required::Anything,
+        Ok(hir) => {
+            let mut expansion = Expansion::default();
+            let required = expansion.of_hir(&hir);
+            (required, expansion.folded_case)
+        }
+        Err(_) => (Required::Anything, false),
     }
 }
 
@@ -110,70 +121,155 @@ const MAX_CLASS: usize = 16;
 /// Sets of exact strings are kept up to this many (distinct as the index sees them, folded).
 const MAX_EXACT: usize = 64;
 
-fn of_hir(hir: &Hir) -> Required {
-    match hir.kind() {
-        HirKind::Capture(capture) => of_hir(&capture.sub),
-        HirKind::Repetition(repetition) if repetition.min == 1 && repetition.max == Some(1) => {
-            of_hir(&repetition.sub)
-        }
-        // Repeated text is required, but cannot be joined with both of its neighbours.
-        HirKind::Repetition(repetition) if repetition.min >= 1 => match of_hir(&repetition.sub) {
-            Required::Anything => Required::Anything,
-            inner => Required::All(vec![inner]),
-        },
-        HirKind::Concat(parts) => {
-            let mut all = Vec::new();
-            // The strings one of which the text holds at this point, each joined to the next.
-            let mut run: Vec<Vec<u8>> = vec![Vec::new()];
-            for part in parts {
-                let (unit, repeated) = match part.kind() {
-                    HirKind::Repetition(r) if r.min >= 1 => {
-                        (exact(&r.sub), r.min != 1 || r.max != Some(1))
-                    }
-                    _ => (exact(part), false),
-                };
-                match unit {
-                    Some(strings) => {
-                        run = match product(&run, &strings) {
-                            Some(joined) => joined,
-                            None => {
-                                push_strings(&mut all, run);
-                                strings.clone()
+/// Expanding a regexp's parts into the strings they match, noting whether strings that differ
+/// only in ASCII case were taken as one.
+#[derive(Default)]
+struct Expansion {
+    folded_case: bool,
+}
+
+impl Expansion {
+    fn of_hir(&mut self, hir: &Hir) -> Required {
+        match hir.kind() {
+            HirKind::Capture(capture) => self.of_hir(&capture.sub),
+            HirKind::Repetition(repetition) if repetition.min == 1 && repetition.max == Some(1) => {
+                self.of_hir(&repetition.sub)
+            }
+            // Repeated text is required, but cannot be joined with both of its neighbours.
+            HirKind::Repetition(repetition) if repetition.min >= 1 => {
+                match self.of_hir(&repetition.sub) {
+                    Required::Anything => Required::Anything,
+                    inner => Required::All(vec![inner]),
+                }
+            }
+            HirKind::Concat(parts) => {
+                let mut all = Vec::new();
+                // The strings one of which the text holds at this point, each joined to the next.
+                let mut run: Vec<Vec<u8>> = vec![Vec::new()];
+                for part in parts {
+                    let (unit, repeated) = match part.kind() {
+                        HirKind::Repetition(r) if r.min >= 1 => {
+                            (self.exact(&r.sub), r.min != 1 || r.max != Some(1))
+                        }
+                        _ => (self.exact(part), false),
+                    };
+                    match unit {
+                        Some(strings) => {
+                            run = match self.product(&run, &strings) {
+                                Some(joined) => joined,
+                                None => {
+                                    push_strings(&mut all, run);
+                                    strings.clone()
+                                }
+                            };
+                            // Only the last repetition touches what follows.
+                            if repeated {
+                                push_strings(&mut all, std::mem::replace(&mut run, strings));
                             }
-                        };
-                        // Only the last repetition touches what follows.
-                        if repeated {
-                            push_strings(&mut all, std::mem::replace(&mut run, strings));
                         }
-                    }
-                    None => {
-                        push_strings(&mut all, std::mem::replace(&mut run, vec![Vec::new()]));
-                        match of_hir(part) {
-                            Required::Anything => {}
-                            other => all.push(other),
+                        None => {
+                            push_strings(&mut all, std::mem::replace(&mut run, vec![Vec::new()]));
+                            match self.of_hir(part) {
+                                Required::Anything => {}
+                                other => all.push(other),
+                            }
                         }
                     }
                 }
+                push_strings(&mut all, run);
+                match all.len() {
+                    0 => Required::Anything,
+                    1 => all.remove(0),
+                    _ => Required::All(all),
+                }
             }
-            push_strings(&mut all, run);
-            match all.len() {
-                0 => Required::Anything,
-                1 => all.remove(0),
-                _ => Required::All(all),
+            HirKind::Alternation(options) => match self.exact(hir) {
+                Some(strings) => of_strings(strings),
+                None => {
+                    let options: Vec<Required> = options.iter().map(|o| self.of_hir(o)).collect();
+                    if options.contains(&Required::Anything) {
+                        Required::Anything
+                    } else {
+                        Required::Any(options)
+                    }
+                }
+            },
+            _ => self.exact(hir).map_or(Required::Anything, of_strings),
+        }
+    }
+
+    /// Every string a part of a regexp can match, when they are few: literals, small classes, and
+    /// concatenations and alternations of those.
+    fn exact(&mut self, hir: &Hir) -> Option<Vec<Vec<u8>>> {
+        match hir.kind() {
+            HirKind::Literal(literal) => Some(vec![literal.0.to_vec()]),
+            HirKind::Capture(capture) => self.exact(&capture.sub),
+            HirKind::Repetition(r) if r.min == 1 && r.max == Some(1) => self.exact(&r.sub),
+            HirKind::Class(regex_syntax::hir::Class::Unicode(class)) => self.small_class(
+                class
+                    .ranges()
+                    .iter()
+                    .flat_map(|r| r.start()..=r.end())
+                    .map(|c| c.to_string().into_bytes()),
+            ),
+            HirKind::Class(regex_syntax::hir::Class::Bytes(class)) => self.small_class(
+                class
+                    .ranges()
+                    .iter()
+                    .flat_map(|r| r.start()..=r.end())
+                    .map(|b| vec![b]),
+            ),
+            HirKind::Concat(parts) => parts.iter().try_fold(vec![Vec::new()], |run, part| {
+                let strings = self.exact(part)?;
+                self.product(&run, &strings)
+            }),
+            HirKind::Alternation(options) => {
+                let mut strings = Vec::new();
+                for option in options {
+                    strings.extend(self.exact(option)?);
+                }
+                let strings = self.distinct(strings);
+                (strings.len() <= MAX_EXACT).then_some(strings)
+            }
+            _ => None,
+        }
+    }
+
+    /// A class's members as strings, unless it has more than [`MAX_CLASS`].
+    fn small_class(&mut self, members: impl Iterator<Item = Vec<u8>>) -> Option<Vec<Vec<u8>>> {
+        let strings: Vec<Vec<u8>> = members.take(MAX_CLASS + 1).collect();
+        (strings.len() <= MAX_CLASS).then(|| self.distinct(strings))
+    }
+
+    /// Each of `left` followed by each of `right`, unless that makes too many.
+    fn product(&mut self, left: &[Vec<u8>], right: &[Vec<u8>]) -> Option<Vec<Vec<u8>>> {
+        if left.len() * right.len() > MAX_EXACT * 4 {
+            return None;
+        }
+        let joined = left
+            .iter()
+            .flat_map(|l| right.iter().map(move |r| [l.as_slice(), r].concat()))
+            .collect();
+        let joined = self.distinct(joined);
+        (joined.len() <= MAX_EXACT).then_some(joined)
+    }
+
+    /// The strings, one of each that the index cannot tell apart (it folds ASCII letters).
+    fn distinct(&mut self, strings: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+        let mut seen = std::collections::HashMap::new();
+        let mut kept = Vec::with_capacity(strings.len());
+        for string in strings {
+            match seen.entry(string.to_ascii_lowercase()) {
+                std::collections::hash_map::Entry::Occupied(first) => {
+                    self.folded_case |= *first.get() != string;
+                }
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(string.clone());
+                    kept.push(string);
+                }
             }
         }
-        HirKind::Alternation(options) => match exact(hir) {
-            Some(strings) => of_strings(strings),
-            None => {
-                let options: Vec<Required> = options.iter().map(of_hir).collect();
-                if options.contains(&Required::Anything) {
-                    Required::Anything
-                } else {
-                    Required::Any(options)
-                }
-            }
-        },
-        _ => exact(hir).map_or(Required::Anything, of_strings),
+        kept
     }
 }
 
@@ -196,68 +292,6 @@ fn push_strings(all: &mut Vec<Required>, strings: Vec<Vec<u8>>) {
         Required::Anything => {}
         required => all.push(required),
     }
-}
-
-/// Every string a part of a regexp can match, when they are few: literals, small classes, and
-/// concatenations and alternations of those.
-fn exact(hir: &Hir) -> Option<Vec<Vec<u8>>> {
-    match hir.kind() {
-        HirKind::Literal(literal) => Some(vec![literal.0.to_vec()]),
-        HirKind::Capture(capture) => exact(&capture.sub),
-        HirKind::Repetition(r) if r.min == 1 && r.max == Some(1) => exact(&r.sub),
-        HirKind::Class(regex_syntax::hir::Class::Unicode(class)) => small_class(
-            class
-                .ranges()
-                .iter()
-                .flat_map(|r| r.start()..=r.end())
-                .map(|c| c.to_string().into_bytes()),
-        ),
-        HirKind::Class(regex_syntax::hir::Class::Bytes(class)) => small_class(
-            class
-                .ranges()
-                .iter()
-                .flat_map(|r| r.start()..=r.end())
-                .map(|b| vec![b]),
-        ),
-        HirKind::Concat(parts) => parts
-            .iter()
-            .try_fold(vec![Vec::new()], |run, part| product(&run, &exact(part)?)),
-        HirKind::Alternation(options) => {
-            let mut strings = Vec::new();
-            for option in options {
-                strings.extend(exact(option)?);
-            }
-            let strings = distinct(strings);
-            (strings.len() <= MAX_EXACT).then_some(strings)
-        }
-        _ => None,
-    }
-}
-
-/// A class's members as strings, unless it has more than [`MAX_CLASS`].
-fn small_class(members: impl Iterator<Item = Vec<u8>>) -> Option<Vec<Vec<u8>>> {
-    let strings: Vec<Vec<u8>> = members.take(MAX_CLASS + 1).collect();
-    (strings.len() <= MAX_CLASS).then(|| distinct(strings))
-}
-
-/// Each of `left` followed by each of `right`, unless that makes too many.
-fn product(left: &[Vec<u8>], right: &[Vec<u8>]) -> Option<Vec<Vec<u8>>> {
-    if left.len() * right.len() > MAX_EXACT * 4 {
-        return None;
-    }
-    let joined = left
-        .iter()
-        .flat_map(|l| right.iter().map(move |r| [l.as_slice(), r].concat()))
-        .collect();
-    let joined = distinct(joined);
-    (joined.len() <= MAX_EXACT).then_some(joined)
-}
-
-/// The strings, one of each that the index cannot tell apart (it folds ASCII letters).
-fn distinct(mut strings: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
-    let mut seen = std::collections::HashSet::new();
-    strings.retain(|s| seen.insert(s.to_ascii_lowercase()));
-    strings
 }
 
 /// A guess at how rare a trigram is in source code, from its (folded) bytes: letters common in
@@ -309,21 +343,21 @@ impl LiteralLookup {
         // A trigram the shard lacks settles it without reading anything, so the trigrams
         // likeliest to be missing are looked up first and the first one missing ends it;
         // otherwise the shortest lists are read first, and reading stops once no part is left.
-        let mut counted: Vec<(u32, usize)> = Vec::with_capacity(self.trigrams.len());
+        let mut counted: Vec<(Entry, usize)> = Vec::with_capacity(self.trigrams.len());
         for (i, (trigram, _)) in self.trigrams.iter().enumerate() {
-            match shard.posting_count(*trigram) {
-                0 => return Ok(PartSet::Some(Vec::new())),
-                count => counted.push((count, i)),
+            match shard.entry(*trigram) {
+                None => return Ok(PartSet::Some(Vec::new())),
+                Some(entry) => counted.push((entry, i)),
             }
         }
-        counted.sort_unstable();
+        counted.sort_unstable_by_key(|&(entry, i)| (entry.count, i));
         // Each part keeps the starts (mod 8) at which the literal could be, as far as the
         // trigrams read so far say; one with none left cannot hold it.
         let mut parts: Option<Vec<(u32, u8)>> = None;
-        for (_, i) in counted {
-            let (trigram, at) = &self.trigrams[i];
+        for (entry, i) in counted {
+            let (_, at) = &self.trigrams[i];
             let starts = |masks: Masks| allowed_starts(masks, at);
-            let postings = shard.postings(*trigram)?;
+            let postings = shard.postings_of(entry)?;
             let next = match &parts {
                 None => postings
                     .into_iter()
@@ -456,7 +490,10 @@ impl Node {
                         &Required::Literal(atom.text.as_bytes().to_vec()),
                         case_sensitive,
                     )),
-                    _ => Some(Lookup::new(&required(&atom.text), case_sensitive)),
+                    _ => {
+                        let (required, folded_case) = required_and_case(&atom.text);
+                        Some(Lookup::new(&required, case_sensitive && !folded_case))
+                    }
                 },
                 path: (atom.scope != Scope::Content).then(|| atom.regex.clone()),
             },
@@ -675,5 +712,14 @@ mod tests {
         assert_eq!(required("[Ff]oo[Bb]ar"), lit("FooBar"));
         // Other case variants are not the same text.
         assert!(matches!(required("(?i)class"), Required::Any(v) if v.len() == 4));
+        // Variants folded together are then looked up without case.
+        let folds = |pattern: &str| required_and_case(pattern).1;
+        assert!(folds("(?i)needle"));
+        assert!(folds("[Ff]oo"));
+        assert!(folds("(abc|ABC)"));
+        assert!(folds("(a|aB)(bc|c)"), "`abc` and `aBc`");
+        assert!(!folds(r"\w+_test"));
+        assert!(!folds("Needle[0-9]"));
+        assert!(!folds("(abc|abc)"));
     }
 }

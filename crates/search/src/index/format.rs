@@ -11,7 +11,7 @@
 //! corner of an 8 MB amalgamation reads that corner, not the file. Lines never straddle parts, so
 //! a line's match is always found within one part.
 //!
-//! Layout (version 3, little endian):
+//! Layout (version 4, little endian):
 //!
 //! | part | contents |
 //! |---|---|
@@ -20,7 +20,7 @@
 //! | block table | per block: file offset `u64`, compressed length `u32`, text length `u32`, CRC-32 of the text `u32` |
 //! | documents | per document, varints: path length and bytes, object id length and bytes, size, flags, part count; then per part: block, offset in block, length, number of its first line |
 //! | dictionary | per trigram, ascending, varints: the trigram less the one before, its part count, the byte length of its postings |
-//! | postings | per trigram, per part (parts are numbered across documents, in order): the delta-coded varint part number; a byte whose bit `p % 8` is set when the trigram starts at some byte `p` of the part (a literal's trigrams must then agree on a start); a byte with the [follower bit](super::trigram::follower_bit) of each byte that follows the trigram in the part (a literal's next byte must be among them) |
+//! | postings | per trigram, per part (parts are numbered across documents, in order): the delta-coded part number as a varint, shifted left by two for a trigram with an ASCII letter to carry its [cases](super::trigram::Masks::cases) in the low bits; a byte whose bit `p % 8` is set when the trigram starts at some byte `p` of the part (a literal's trigrams must then agree on a start); a byte with the [follower bit](super::trigram::follower_bit) of each byte that follows the trigram in the part (a literal's next byte must be among them) |
 //! | footer | offsets of block table, documents, dictionary, postings and end `u64` each; block, document and dictionary counts `u32` each; CRC-32 of block table + documents + dictionary `u32`; `QIDXFOOT` |
 //!
 //! A shard is written to a temporary file, flushed to disk and renamed into place, so a reader
@@ -33,12 +33,13 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use super::IndexError;
-use super::trigram::{Masks, Trigram, TrigramSet};
+use super::trigram::{ANY_CASE, Masks, Trigram, TrigramSet, has_letter};
 
 /// Version 2 added the position byte of each posting; version 3 the parts of large documents,
-/// the follower byte of each posting and a dictionary of varints. Versions 1 and 2 are still
-/// read (a document is one part; version 1 postings allow any start, neither says followers).
-pub const FORMAT_VERSION: u32 = 3;
+/// the follower byte of each posting and a dictionary of varints; version 4 the cases of each
+/// posting. Older versions are still read (versions 1 and 2: a document is one part; version 1
+/// postings allow any start, versions before 3 any follower, before 4 any case).
+pub const FORMAT_VERSION: u32 = 4;
 const HEADER_MAGIC: &[u8; 8] = b"QUARRYIX";
 const FOOTER_MAGIC: &[u8; 8] = b"QIDXFOOT";
 const HEADER_LEN: u64 = 16;
@@ -46,8 +47,9 @@ const FOOTER_LEN: usize = 5 * 8 + 4 * 4 + 8;
 const BLOCK_ENTRY: usize = 20;
 /// A version 1 or 2 dictionary entry: trigram `u32`, document count `u32`, postings offset `u64`.
 const OLD_DICT_ENTRY: usize = 16;
-/// Postings name parts in 24 bits (see [`ShardBuilder::is_full`]).
-pub const MAX_PARTS: usize = 1 << 24;
+/// Postings name parts in 22 bits while a shard is built (see [`ShardBuilder::is_full`]): 4M parts
+/// of a shard of at most 64 MB of text.
+pub const MAX_PARTS: usize = 1 << 22;
 /// Texts are compressed together up to about this size. A candidate document costs the
 /// decompression of its whole block, and LZ4 gains nothing from blocks larger than its 64 KB
 /// window: 32 KB blocks made selective searches 10-20% faster than 128 KB ones for 4% more index.
@@ -67,6 +69,15 @@ pub const FLAG_TOO_LARGE: u8 = 2;
 pub struct Posting {
     pub part: u32,
     pub masks: Masks,
+}
+
+/// A trigram's entry in a shard's dictionary.
+#[derive(Debug, Clone, Copy)]
+pub struct Entry {
+    trigram: Trigram,
+    index: usize,
+    /// How many parts hold the trigram.
+    pub count: u32,
 }
 
 /// A document of a shard.
@@ -201,7 +212,8 @@ impl ShardBuilder {
         for (trigram, masks) in self.trigrams.with_masks() {
             self.pairs.push(
                 (u64::from(trigram) << 40)
-                    | (u64::from(part) << 16)
+                    | (u64::from(part) << 18)
+                    | (u64::from(masks.cases) << 16)
                     | (u64::from(masks.followers) << 8)
                     | u64::from(masks.starts),
             );
@@ -280,9 +292,18 @@ impl ShardBuilder {
             let start = postings.len();
             let mut previous = 0u32;
             let mut count = 0u64;
+            let with_cases = has_letter(trigram);
             while i < self.pairs.len() && (self.pairs[i] >> 40) as u32 == trigram {
-                let part = ((self.pairs[i] >> 16) & 0xff_ffff) as u32;
-                put_varint(&mut postings, u64::from(part - previous));
+                let part = ((self.pairs[i] >> 18) & 0x3f_ffff) as u32;
+                let delta = u64::from(part - previous);
+                put_varint(
+                    &mut postings,
+                    if with_cases {
+                        delta << 2 | ((self.pairs[i] >> 16) & 3)
+                    } else {
+                        delta
+                    },
+                );
                 postings.push(self.pairs[i] as u8);
                 postings.push((self.pairs[i] >> 8) as u8);
                 previous = part;
@@ -317,7 +338,7 @@ impl ShardBuilder {
     }
 }
 
-/// Sorts (trigram << 40 | part << 16 | masks) postings by trigram, keeping the order
+/// Sorts (trigram << 40 | part << 18 | masks) postings by trigram, keeping the order
 /// of parts within a trigram (they were added in increasing order): a stable radix sort over
 /// the trigram's three bytes, several times faster than a comparison sort on this many.
 fn sort_by_trigram(pairs: &mut Vec<u64>) {
@@ -432,7 +453,8 @@ pub struct Shard {
     postings_off: u64,
     postings_end: u64,
     text_bytes: u64,
-    /// The format version: postings before 2 have no masks, before 3 no followers.
+    /// The format version: postings before 2 have no masks, before 3 no followers, before 4 no
+    /// cases.
     version: u32,
 }
 
@@ -697,13 +719,17 @@ impl Shard {
         self.text_bytes
     }
 
-    /// How many documents contain a trigram (none when the shard does not have it).
-    pub fn posting_count(&self, trigram: Trigram) -> u32 {
-        self.entry(trigram).map_or(0, |i| self.counts[i])
+    /// A trigram's entry in the dictionary, if the shard has it: how many parts hold it, and where
+    /// its postings are (looked up once for both).
+    pub fn entry(&self, trigram: Trigram) -> Option<Entry> {
+        self.index_of(trigram).map(|index| Entry {
+            trigram,
+            index,
+            count: self.counts[index],
+        })
     }
 
-    /// The dictionary entry of a trigram, if the shard has it.
-    fn entry(&self, trigram: Trigram) -> Option<usize> {
+    fn index_of(&self, trigram: Trigram) -> Option<usize> {
         let bit = presence_bit(trigram);
         if self.present[bit / 64] & (1 << (bit % 64)) == 0 {
             return None;
@@ -719,9 +745,15 @@ impl Shard {
 
     /// The parts that contain a trigram, ascending, each with the trigram's masks in it.
     pub fn postings(&self, trigram: Trigram) -> Result<Vec<Posting>, IndexError> {
-        let Some(i) = self.entry(trigram) else {
-            return Ok(Vec::new());
-        };
+        match self.entry(trigram) {
+            Some(entry) => self.postings_of(entry),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// The postings of a dictionary entry of this shard.
+    pub fn postings_of(&self, entry: Entry) -> Result<Vec<Posting>, IndexError> {
+        let (trigram, i) = (entry.trigram, entry.index);
         let start = self.postings_off + u64::from(self.offsets[i]);
         let end = match self.offsets.get(i + 1) {
             Some(next) => self.postings_off + u64::from(*next),
@@ -736,12 +768,20 @@ impl Shard {
         let mut out = Vec::with_capacity(count);
         let mut cursor = 0;
         let mut part = 0u64;
+        let with_cases = self.version >= 4 && has_letter(trigram);
         let byte = |cursor: &mut usize| -> Result<u8, IndexError> {
             *cursor += 1;
             bytes.get(*cursor - 1).copied().ok_or_else(truncated)
         };
         for _ in 0..count {
-            part += get_varint(&bytes, &mut cursor).ok_or_else(truncated)?;
+            let value = get_varint(&bytes, &mut cursor).ok_or_else(truncated)?;
+            let cases = if with_cases {
+                part += value >> 2;
+                value as u8 & ANY_CASE
+            } else {
+                part += value;
+                ANY_CASE
+            };
             let starts = if self.version >= 2 {
                 byte(&mut cursor)?
             } else {
@@ -754,7 +794,11 @@ impl Shard {
             };
             out.push(Posting {
                 part: part as u32,
-                masks: Masks { starts, followers },
+                masks: Masks {
+                    starts,
+                    followers,
+                    cases,
+                },
             });
         }
         Ok(out)
@@ -942,19 +986,30 @@ mod tests {
         // `fn ` starts at byte 0 of both documents (the last is part 3 + the large one's parts
         // beyond its first).
         let last = shard.parts_of(3).start;
-        let found: Vec<(u32, u8, u8)> = shard
+        let found: Vec<(u32, u8, u8, u8)> = shard
             .postings(pack(b'f', b'n', b' '))
             .unwrap()
             .iter()
-            .map(|p| (p.part, p.masks.starts, p.masks.followers))
+            .map(|p| (p.part, p.masks.starts, p.masks.followers, p.masks.cases))
             .collect();
+        let lower = crate::index::trigram::CASE_LOWER;
         assert_eq!(
             found,
-            [(0, 1, follower_bit(b'a')), (last, 1, follower_bit(b'b'))]
+            [
+                (0, 1, follower_bit(b'a'), lower),
+                (last, 1, follower_bit(b'b'), lower)
+            ]
         );
-        assert_eq!(
-            shard.postings(pack(b'N', b'E', b'E')).unwrap().len(),
-            shard.parts_of(2).len()
+        let needles = shard.postings(pack(b'N', b'E', b'E')).unwrap();
+        assert_eq!(needles.len(), shard.parts_of(2).len());
+        assert!(needles.iter().all(|p| p.masks.cases == lower));
+        // A trigram without letters says nothing of cases.
+        assert!(
+            shard
+                .postings(pack(b'(', b')', b' '))
+                .unwrap()
+                .iter()
+                .all(|p| p.masks.cases == ANY_CASE)
         );
         assert!(shard.postings(pack(b'z', b'z', b'z')).unwrap().is_empty());
         let rs = regex::bytes::RegexBuilder::new(r"\.rs$")

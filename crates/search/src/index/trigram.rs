@@ -19,28 +19,58 @@ pub fn follower_bit(byte: u8) -> u8 {
     1 << (u32::from(byte.to_ascii_lowercase()).wrapping_mul(0x9E37_79B1) >> 29)
 }
 
-/// What a text says of one of its trigrams: where it starts (bit `p % 8` for a start at byte `p`)
-/// and which bytes follow it (their [`follower_bit`]s; none at a line's end).
+/// In [`Masks::cases`]: some occurrence of the trigram holds a lower-case ASCII letter.
+pub const CASE_LOWER: u8 = 1;
+/// In [`Masks::cases`]: some occurrence of the trigram holds an upper-case ASCII letter.
+pub const CASE_UPPER: u8 = 2;
+/// Every case: what is known of a trigram when nothing is said of its cases.
+pub const ANY_CASE: u8 = CASE_LOWER | CASE_UPPER;
+
+/// The cases of the ASCII letters in some bytes, as [`Masks::cases`] bits.
+fn cases_of(bytes: &[u8]) -> u8 {
+    bytes.iter().fold(0, |cases, &b| cases | case_of(b))
+}
+
+#[inline]
+fn case_of(byte: u8) -> u8 {
+    match byte {
+        b'a'..=b'z' => CASE_LOWER,
+        b'A'..=b'Z' => CASE_UPPER,
+        _ => 0,
+    }
+}
+
+/// Whether a (folded) trigram holds an ASCII letter: only such postings say their cases.
+pub fn has_letter(trigram: Trigram) -> bool {
+    trigram.to_be_bytes()[1..]
+        .iter()
+        .any(u8::is_ascii_lowercase)
+}
+
+/// What a text says of one of its trigrams: where it starts (bit `p % 8` for a start at byte `p`),
+/// which bytes follow it (their [`follower_bit`]s; none at a line's end), and in which cases its
+/// letters are written (a case-sensitive `Config` cannot be in a text that only says `CONFIG`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Masks {
     pub starts: u8,
     pub followers: u8,
+    pub cases: u8,
 }
 
 /// Collects the distinct trigrams of texts with their [`Masks`], reusing its memory between
 /// texts.
 pub struct TrigramSet {
     /// Per trigram, its masks in the current text: starts in the low byte, followers in the
-    /// high one (zero: absent, since a present trigram has a start).
-    masks: Vec<u16>,
+    /// next, cases in the third (zero: absent, since a present trigram has a start).
+    masks: Vec<u32>,
     found: Vec<Trigram>,
 }
 
 thread_local! {
     /// A zeroed mask table left by the last set dropped on this thread. Indexing builds a set per
-    /// shard; a fresh 32 MB table each time cost page faults to fill it and TLB shootdowns to
+    /// shard; a fresh 64 MB table each time cost page faults to fill it and TLB shootdowns to
     /// return it. The table goes when its thread does (an idle blocking thread exits).
-    static SPARE_MASKS: std::cell::RefCell<Option<Vec<u16>>> = const { std::cell::RefCell::new(None) };
+    static SPARE_MASKS: std::cell::RefCell<Option<Vec<u32>>> = const { std::cell::RefCell::new(None) };
 }
 
 impl Default for TrigramSet {
@@ -77,8 +107,10 @@ impl TrigramSet {
             self.masks[t as usize] = 0;
         }
         self.found.clear();
-        // A rolling trigram: the last three folded bytes, and how many bytes since a newline.
+        // A rolling trigram: the last three folded bytes, the cases of the last three bytes
+        // (two bits each), and how many bytes since a newline.
         let mut t: u32 = 0;
+        let mut cases: u32 = 0;
         let mut run = 0usize;
         for (at, &byte) in text.iter().enumerate() {
             if byte == b'\n' {
@@ -87,9 +119,10 @@ impl TrigramSet {
             }
             if run >= 3 {
                 // This byte follows the trigram that ended on the byte before.
-                self.masks[t as usize] |= u16::from(follower_bit(byte)) << 8;
+                self.masks[t as usize] |= u32::from(follower_bit(byte)) << 8;
             }
             t = ((t << 8) | u32::from(byte.to_ascii_lowercase())) & 0x00ff_ffff;
+            cases = ((cases << 2) | u32::from(case_of(byte))) & 0x3f;
             run += 1;
             if run < 3 {
                 continue;
@@ -99,7 +132,7 @@ impl TrigramSet {
                 self.found.push(t);
             }
             // The trigram started two bytes back.
-            *mask |= 1 << ((at - 2) & 7);
+            *mask |= (1 << ((at - 2) & 7)) | (((cases | cases >> 2 | cases >> 4) & 3) << 16);
         }
         &self.found
     }
@@ -113,6 +146,7 @@ impl TrigramSet {
                 Masks {
                     starts: mask as u8,
                     followers: (mask >> 8) as u8,
+                    cases: (mask >> 16) as u8,
                 },
             )
         })
@@ -132,13 +166,14 @@ pub fn of_literal(literal: &[u8], case_sensitive: bool) -> Vec<Trigram> {
     out
 }
 
-/// One occurrence of a trigram in a literal: its offset, and the bit of the byte after it when
-/// the literal has one there.
+/// One occurrence of a trigram in a literal: its offset, the bit of the byte after it when the
+/// literal has one there, and the cases a text must write it in (none without case).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InLiteral {
     pub trigram: Trigram,
     pub offset: usize,
     pub follower: Option<u8>,
+    pub cases: u8,
 }
 
 /// The trigrams of a literal with where they occur in it, for checking against a text's masks:
@@ -159,20 +194,24 @@ pub fn in_literal(literal: &[u8], case_sensitive: bool) -> Vec<InLiteral> {
                 .get(offset + 3)
                 .filter(|&&b| b != b'\n')
                 .map(|&b| follower_bit(b)),
+            cases: if case_sensitive { cases_of(w) } else { 0 },
         })
         .collect()
 }
 
 /// The starts (mod 8, as a mask) a literal may have in a text, as far as one of its trigrams
-/// says: none when a byte that follows the trigram in the literal never follows it in the text;
-/// otherwise the trigram's start mask turned back by each offset at which the literal holds it.
-/// A text holds the literal only if all its trigrams allow a common start.
+/// says: none when a byte that follows the trigram in the literal never follows it in the text,
+/// or the text never writes the trigram's letters in the literal's cases; otherwise the
+/// trigram's start mask turned back by each offset at which the literal holds it. A text holds
+/// the literal only if all its trigrams allow a common start.
 pub fn allowed_starts<'a>(
     masks: Masks,
     occurrences: impl IntoIterator<Item = &'a InLiteral>,
 ) -> u8 {
     occurrences.into_iter().fold(0xff, |allowed, at| {
-        if at.follower.is_some_and(|bit| masks.followers & bit == 0) {
+        if at.follower.is_some_and(|bit| masks.followers & bit == 0)
+            || masks.cases & at.cases != at.cases
+        {
             return 0;
         }
         allowed & masks.starts.rotate_right((at.offset & 7) as u32)
@@ -229,6 +268,7 @@ mod tests {
                 let masks = masks.get(&at.trigram).copied().unwrap_or(Masks {
                     starts: 0,
                     followers: 0,
+                    cases: 0,
                 });
                 shared & allowed_starts(masks, [at])
             }) != 0
@@ -249,6 +289,37 @@ mod tests {
         assert!(in_literal("né".as_bytes(), false).is_empty());
         // Case folds: an upper-case follower is the lower-case one.
         assert_eq!(follower_bit(b'D'), follower_bit(b'd'));
+    }
+
+    #[test]
+    fn cases_rule_out_a_literal_written_in_other_cases() {
+        let mut set = TrigramSet::default();
+        set.collect(b"pub struct CONFIGRET;\nlet Ret = x;\n");
+        let masks: std::collections::HashMap<Trigram, Masks> = set.with_masks().collect();
+        let passes = |literal: &[u8], case_sensitive: bool| {
+            in_literal(literal, case_sensitive)
+                .iter()
+                .fold(0xff, |shared, at| {
+                    let masks = masks.get(&at.trigram).copied();
+                    shared & masks.map_or(0, |masks| allowed_starts(masks, [at]))
+                })
+                != 0
+        };
+        assert!(passes(b"struct CONFIG", true));
+        assert!(passes(b"struct Config", false));
+        assert!(
+            !passes(b"struct Config", true),
+            "`Con` is only upper-case here"
+        );
+        assert!(!passes(b"config", true));
+        // A posting's cases are those of all its trigram's occurrences.
+        assert_eq!(
+            masks[&pack(b'r', b'e', b't')].cases,
+            CASE_LOWER | CASE_UPPER
+        );
+        assert_eq!(masks[&pack(b'o', b'n', b'f')].cases, CASE_UPPER);
+        assert_eq!(masks[&pack(b'l', b'e', b't')].cases, CASE_LOWER);
+        assert!(has_letter(pack(b'1', b'x', b'2')) && !has_letter(pack(b'1', b'_', b'2')));
     }
 
     #[test]
