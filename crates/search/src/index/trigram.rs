@@ -47,7 +47,7 @@ pub fn has_letter(trigram: Trigram) -> bool {
         .any(u8::is_ascii_lowercase)
 }
 
-/// What a text says of one of its trigrams: where it starts (bit `p % 8` for a start at byte `p`),
+/// What a text says of one of its trigrams: where it starts (bit `p % 8` for a start at column `p`),
 /// which bytes follow it (their [`follower_bit`]s; none at a line's end), and in which cases its
 /// letters are written (a case-sensitive `Config` cannot be in a text that only says `CONFIG`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,9 +112,11 @@ impl TrigramSet {
         let mut t: u32 = 0;
         let mut cases: u32 = 0;
         let mut run = 0usize;
+        let mut line_start = 0usize;
         for (at, &byte) in text.iter().enumerate() {
             if byte == b'\n' {
                 run = 0;
+                line_start = at + 1;
                 continue;
             }
             if run >= 3 {
@@ -132,7 +134,8 @@ impl TrigramSet {
                 self.found.push(t);
             }
             // The trigram started two bytes back.
-            *mask |= (1 << ((at - 2) & 7)) | (((cases | cases >> 2 | cases >> 4) & 3) << 16);
+            *mask |= (1 << ((at - 2 - line_start) & 7))
+                | (((cases | cases >> 2 | cases >> 4) & 3) << 16);
         }
         &self.found
     }
@@ -166,12 +169,14 @@ pub fn of_literal(literal: &[u8], case_sensitive: bool) -> Vec<Trigram> {
     out
 }
 
-/// One occurrence of a trigram in a literal: its offset, the bit of the byte after it when the
-/// literal has one there, and the cases a text must write it in (none without case).
+/// One occurrence of a trigram in a literal: its offset when it is on the literal's first line
+/// (the columns of a later line's trigrams do not depend on where the literal starts), the bit
+/// of the byte after it when the literal has one there, and the cases a text must write it in
+/// (none without case).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InLiteral {
     pub trigram: Trigram,
-    pub offset: usize,
+    pub offset: Option<usize>,
     pub follower: Option<u8>,
     pub cases: u8,
 }
@@ -183,13 +188,14 @@ pub fn in_literal(literal: &[u8], case_sensitive: bool) -> Vec<InLiteral> {
     if !case_sensitive && !literal.is_ascii() {
         return Vec::new();
     }
+    let first_line = memchr::memchr(b'\n', literal).unwrap_or(literal.len());
     literal
         .windows(3)
         .enumerate()
         .filter(|(_, w)| !w.contains(&b'\n'))
         .map(|(offset, w)| InLiteral {
             trigram: pack(w[0], w[1], w[2]),
-            offset,
+            offset: (offset < first_line).then_some(offset),
             follower: literal
                 .get(offset + 3)
                 .filter(|&&b| b != b'\n')
@@ -214,7 +220,10 @@ pub fn allowed_starts<'a>(
         {
             return 0;
         }
-        allowed & masks.starts.rotate_right((at.offset & 7) as u32)
+        match at.offset {
+            Some(offset) => allowed & masks.starts.rotate_right((offset & 7) as u32),
+            None => allowed,
+        }
     })
 }
 
@@ -257,10 +266,10 @@ mod tests {
         let text = b"0123456789 needle, hay; nee dle needs\nnee";
         set.collect(text);
         let masks: std::collections::HashMap<Trigram, Masks> = set.with_masks().collect();
-        // `nee` starts at 11, 24, 32 and 38: bits 3, 0 and 6; it is followed by `d` and ` `
-        // (and by nothing at the end of the text).
+        // `nee` starts at columns 11, 24 and 32 of the first line and 0 of the second: bits 3
+        // and 0; it is followed by `d` and ` ` (and by nothing at the end of the text).
         let nee = masks[&pack(b'n', b'e', b'e')];
-        assert_eq!(nee.starts, 0b0100_1001);
+        assert_eq!(nee.starts, 0b1001);
         assert_eq!(nee.followers, follower_bit(b'd') | follower_bit(b' '));
         let check = |literal: &[u8]| {
             let occurrences = in_literal(literal, true);
