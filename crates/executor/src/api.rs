@@ -283,16 +283,18 @@ impl Client {
         Ok(text)
     }
 
+    /// `addExecutionLogEntry`: opens a log entry, with what is known of it so far (an entry
+    /// sent once the step has ended carries its exit code, duration and output). Answers its id.
     pub async fn add_log_entry(
         &self,
         job: &Job,
         executor: &str,
-        key: &str,
-        command: &[String],
+        entry: &LogEntry<'_>,
     ) -> Result<i64, ExecutorError> {
         let body = json!({
-            "executorName": executor, "jobId": job.id, "key": key, "command": command,
-            "startTime": quarry_time_ms(),
+            "executorName": executor, "jobId": job.id, "key": entry.key, "command": entry.command,
+            "startTime": entry.start_time_ms, "exitCode": entry.exit_code,
+            "durationMs": entry.duration_ms, "out": entry.out,
         });
         let text = self
             .job_call(job, executor, "addExecutionLogEntry", &body, StatusCode::OK)
@@ -302,20 +304,17 @@ impl Client {
         })
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// `updateExecutionLogEntry`: replaces an open entry's output (and ends it, with an exit code).
     pub async fn update_log_entry(
         &self,
         job: &Job,
         executor: &str,
-        entry: i64,
-        key: &str,
-        exit_code: Option<i32>,
-        duration_ms: Option<u64>,
-        out: &str,
+        id: i64,
+        entry: &LogEntry<'_>,
     ) -> Result<(), ExecutorError> {
         let body = json!({
-            "executorName": executor, "jobId": job.id, "entryId": entry, "key": key,
-            "exitCode": exit_code, "durationMs": duration_ms, "out": out,
+            "executorName": executor, "jobId": job.id, "entryId": id, "key": entry.key,
+            "exitCode": entry.exit_code, "durationMs": entry.duration_ms, "out": entry.out,
         });
         self.job_call(
             job,
@@ -392,7 +391,21 @@ impl Client {
     }
 }
 
-fn quarry_time_ms() -> i64 {
+/// A log entry as the executor sends it.
+#[derive(Debug, Clone)]
+pub struct LogEntry<'a> {
+    pub key: &'a str,
+    pub command: &'a [String],
+    pub start_time_ms: i64,
+    /// Set once the step has ended.
+    pub exit_code: Option<i32>,
+    pub duration_ms: Option<u64>,
+    /// Already redacted.
+    pub out: &'a str,
+}
+
+/// Now, in Unix milliseconds.
+pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{Client, Job};
+use crate::api::{Client, Job, LogEntry, now_ms};
 use crate::clone::Mirrors;
 use crate::sandbox::{self, Limits, Root, Step, StepEnd};
 use crate::{Config, ExecutorError, NetworkPolicy};
@@ -277,18 +277,19 @@ async fn run_steps(
         }
         let env = step_env(&step.env).map_err(|e| e.to_string())?;
         let script = step.commands.join("\n");
-        let entry = client
-            .add_log_entry(job, executor, &key, &step.commands)
-            .await
-            .map_err(|e| format!("cannot start the log of {key}: {e}"))?;
+        let log = OpenedLog {
+            client: client.clone(),
+            executor: executor.to_string(),
+            job: job.clone(),
+            key: key.clone(),
+            command: step.commands.clone(),
+            start_time_ms: now_ms(),
+            id: None,
+        };
         let output = Arc::new(Mutex::new(Vec::<u8>::new()));
         let flushing = CancellationToken::new();
         let flusher = tokio::spawn(flush_log(
-            client.clone(),
-            executor.to_string(),
-            job.clone(),
-            entry,
-            key.clone(),
+            log,
             output.clone(),
             redactor.clone(),
             flushing.clone(),
@@ -345,7 +346,7 @@ async fn run_steps(
             Err(e) => Err(ExecutorError::Sandbox(e.to_string())),
         };
         flushing.cancel();
-        let _ = flusher.await;
+        let log = flusher.await;
         let (exit_code, verdict) = match &ended {
             Ok(StepEnd::Exited(0)) => (Some(0), Ok(())),
             Ok(StepEnd::Exited(code)) => (
@@ -373,18 +374,14 @@ async fn run_steps(
             text.push_str(&format!("\nquarry: {message}\n"));
         }
         let duration_ms = step_started.elapsed().as_millis() as u64;
-        if let Err(e) = client
-            .update_log_entry(
-                job,
-                executor,
-                entry,
-                &key,
-                exit_code,
-                Some(duration_ms),
-                &redactor.redact(&text),
-            )
-            .await
-        {
+        let text = redactor.redact(&text);
+        let sent = match log {
+            Ok(mut log) => log.send(&text, exit_code, Some(duration_ms)).await,
+            Err(e) => Err(ExecutorError::Api(format!(
+                "the log's flusher stopped: {e}"
+            ))),
+        };
+        if let Err(e) = sent {
             tracing::warn!(job = job.id, error = %e, "cannot upload the step's log");
         }
         verdict?;
@@ -409,10 +406,7 @@ async fn upload(
         format!("{}/{}", job.root.trim_end_matches('/'), job.outfile)
     };
     let command = vec!["upload".to_string(), relative.clone()];
-    let entry = client
-        .add_log_entry(job, executor, "upload", &command)
-        .await
-        .map_err(|e| format!("cannot start the log of the upload: {e}"))?;
+    let start_time_ms = now_ms();
     let started = Instant::now();
     let outcome = match inside(workspace, &relative).map(std::fs::read) {
         Ok(Ok(index)) => client
@@ -427,54 +421,95 @@ async fn upload(
         Ok(text) => (0, text.clone()),
         Err(message) => (1, format!("quarry: {message}\n")),
     };
-    let duration_ms = started.elapsed().as_millis() as u64;
-    if let Err(e) = client
-        .update_log_entry(
-            job,
-            executor,
-            entry,
-            "upload",
-            Some(exit_code),
-            Some(duration_ms),
-            &redactor.redact(&text),
-        )
-        .await
-    {
+    // One call once the upload has ended: it writes no output while it runs.
+    let entry = LogEntry {
+        key: "upload",
+        command: &command,
+        start_time_ms,
+        exit_code: Some(exit_code),
+        duration_ms: Some(started.elapsed().as_millis() as u64),
+        out: &redactor.redact(&text),
+    };
+    if let Err(e) = client.add_log_entry(job, executor, &entry).await {
         tracing::warn!(job = job.id, error = %e, "cannot upload the upload's log");
     }
     outcome.map(|_| ())
 }
 
-/// Uploads a running step's output every second until stopped.
-#[allow(clippy::too_many_arguments)]
-async fn flush_log(
+/// A step's entry in the job's log on the instance, opened at its first flush: a step that ends
+/// within a flush interval costs one call for its whole entry, a longer one is shown running
+/// within a second and updated as it goes.
+struct OpenedLog {
     client: Client,
     executor: String,
     job: Job,
-    entry: i64,
     key: String,
+    command: Vec<String>,
+    start_time_ms: i64,
+    /// The entry's id once opened.
+    id: Option<i64>,
+}
+
+impl OpenedLog {
+    /// Sends the step's (redacted) output so far, or, with an exit code, its end.
+    async fn send(
+        &mut self,
+        out: &str,
+        exit_code: Option<i32>,
+        duration_ms: Option<u64>,
+    ) -> Result<(), ExecutorError> {
+        let entry = LogEntry {
+            key: &self.key,
+            command: &self.command,
+            start_time_ms: self.start_time_ms,
+            exit_code,
+            duration_ms,
+            out,
+        };
+        match self.id {
+            Some(id) => {
+                self.client
+                    .update_log_entry(&self.job, &self.executor, id, &entry)
+                    .await
+            }
+            None => {
+                let id = self
+                    .client
+                    .add_log_entry(&self.job, &self.executor, &entry)
+                    .await?;
+                self.id = Some(id);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Sends a running step's output every second until stopped (the first time whether or not it
+/// wrote anything, so that the step shows as running); gives the log back for its end.
+async fn flush_log(
+    mut log: OpenedLog,
     output: Arc<Mutex<Vec<u8>>>,
     redactor: Redactor,
     stop: CancellationToken,
-) {
+) -> OpenedLog {
     let mut sent = 0usize;
-    let mut ticks = tokio::time::interval(LOG_FLUSH_INTERVAL);
+    let mut ticks = tokio::time::interval_at(
+        tokio::time::Instant::now() + LOG_FLUSH_INTERVAL,
+        LOG_FLUSH_INTERVAL,
+    );
     loop {
         tokio::select! {
-            _ = stop.cancelled() => return,
+            _ = stop.cancelled() => return log,
             _ = ticks.tick() => {}
         }
         let snapshot = match output.lock() {
-            Ok(buffer) if buffer.len() != sent => buffer.clone(),
+            Ok(buffer) if buffer.len() != sent || log.id.is_none() => buffer.clone(),
             _ => continue,
         };
         sent = snapshot.len();
         let text = redactor.redact(&String::from_utf8_lossy(&snapshot));
-        if let Err(e) = client
-            .update_log_entry(&job, &executor, entry, &key, None, None, &text)
-            .await
-        {
-            tracing::warn!(job = job.id, error = %e, "cannot upload the step's log");
+        if let Err(e) = log.send(&text, None, None).await {
+            tracing::warn!(job = log.job.id, error = %e, "cannot upload the step's log");
         }
     }
 }

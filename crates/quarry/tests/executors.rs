@@ -463,6 +463,88 @@ async fn steps_run_on_their_image_with_the_network_their_queue_allows() {
     }
 }
 
+/// A step's log is on the instance within about a second of the step writing it, while the
+/// step still runs; a short step's whole entry arrives when it ends.
+#[tokio::test]
+async fn a_running_steps_log_is_shown_while_it_runs() {
+    for database in Database::all().await {
+        let name = database.name();
+        let work = tempfile::tempdir().expect("temp dir");
+        let repo = TestRepo::init(&work.path().join("code/app")).expect("init");
+        repo.commit(&[("README.md", "app\n")], "first")
+            .expect("commit");
+        let site = json!({ "executors.accessToken": SECRET });
+        let (instance, repo_id) =
+            serve(work.path(), &work.path().join("code"), &site, &database).await;
+        let queue = "mutation($repo: ID!, $config: String) { queueAutoIndexJobsForRepo(repository: $repo, configuration: $config) { id } }";
+        let job = json!({ "index_jobs": [{
+            "indexer": "host",
+            "indexer_args": ["sh", "-c", "echo started; sleep 4; echo finished; printf '\\012\\005\\022\\003\\012\\001t' > index.scip"],
+        }]});
+        instance
+            .data(queue, json!({ "repo": repo_id, "config": job.to_string() }))
+            .await;
+        let workspaces = work.path().join("workspaces");
+        let log = work.path().join("executor.log");
+        let mut executor = start_executor(
+            &instance,
+            &workspaces,
+            &log,
+            "",
+            &[("EXECUTOR_SANDBOX_ROOTFS", "host")],
+        );
+        let step = |nodes: &[Value]| {
+            nodes
+                .first()
+                .and_then(|n| n["steps"].as_array())
+                .and_then(|s| s.iter().find(|s| s["key"] == "indexer"))
+                .cloned()
+        };
+        // Seen running: the first line is there, and no exit code yet.
+        let started = Instant::now();
+        loop {
+            let nodes = common::precise_indexes(&instance).await;
+            if let Some(running) = step(&nodes)
+                && running["out"]
+                    .as_str()
+                    .is_some_and(|o| o.contains("started"))
+            {
+                assert!(running["exitCode"].is_null(), "{name}: {running}");
+                assert!(
+                    !running["out"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .contains("finished"),
+                    "{name}: {running}"
+                );
+                break;
+            }
+            assert!(
+                started.elapsed() < DEADLINE,
+                "{name}: the running step's log never arrived: {nodes:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let nodes = settled(&instance, 1, &log).await;
+        let ended = step(&nodes).unwrap_or_else(|| panic!("{name}: {nodes:?}"));
+        assert_eq!(ended["exitCode"], json!(0), "{name}: {ended}");
+        let out = ended["out"].as_str().unwrap_or_default();
+        assert!(
+            out.contains("started") && out.contains("finished"),
+            "{name}: {out}"
+        );
+        let upload = nodes[0]["steps"]
+            .as_array()
+            .and_then(|s| s.iter().find(|s| s["key"] == "upload"))
+            .unwrap_or_else(|| panic!("{name}: {nodes:?}"));
+        assert_eq!(upload["exitCode"], json!(0), "{name}: {upload}");
+        let _ = executor.kill();
+        let _ = executor.wait();
+        drop(instance);
+        database.cleanup().await;
+    }
+}
+
 #[tokio::test]
 async fn executor_validate_says_what_is_wrong() {
     let output = Command::new(common::binary())
