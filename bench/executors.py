@@ -4,7 +4,7 @@
 one run: jobs per second, queued-to-started latency (pickup) of jobs queued one at a time while
 executors are idle, and the step's own duration with and without the sandbox.
 
-    bench/executors.py [--jobs N] [--executors N] [--quarry PATH] [--postgres URL] [--out FILE]
+    bench/executors.py [--jobs N] [--executors N] [--slots N] [--quarry PATH] [--postgres URL] [--out FILE]
 
 --postgres names a PostgreSQL server (a database is created and dropped there); without it only
 SQLite is measured. Needs a release build of quarry, git, and Debian's bubblewrap (run as root,
@@ -124,18 +124,18 @@ class Instance:
         self.process.wait(timeout=60)
 
 
-def start_executors(binary, url, count, runtime, work):
+def start_executors(binary, url, count, slots, runtime, work):
     env = dict(os.environ, EXECUTOR_FRONTEND_URL=url, EXECUTOR_FRONTEND_PASSWORD=SECRET,
-               EXECUTOR_QUEUE_NAME="codeintel", EXECUTOR_MAXIMUM_NUM_JOBS="4", EXECUTOR_SANDBOX=runtime,
+               EXECUTOR_QUEUE_NAME="codeintel", EXECUTOR_MAXIMUM_NUM_JOBS=str(slots), EXECUTOR_SANDBOX=runtime,
                EXECUTOR_SANDBOX_ROOTFS="host", EXECUTOR_WORKSPACE_ROOT=os.path.join(work, "workspaces"),
                SRC_PROF_HTTP="")
     return [subprocess.Popen([binary, "executor", "run"], env=env, stdout=subprocess.DEVNULL,
                              stderr=open(os.path.join(work, f"executor-{i}.log"), "w")) for i in range(count)]
 
 
-def measure(binary, database_url, runtime, jobs, executors):
+def measure(binary, database_url, runtime, jobs, executors, slots):
     instance = Instance(binary, database_url)
-    workers = start_executors(binary, instance.url, executors, runtime, instance.work)
+    workers = start_executors(binary, instance.url, executors, slots, runtime, instance.work)
     try:
         time.sleep(1.0)  # executors announce themselves and start waiting
         # Pickup: one job at a time, executors idle.
@@ -187,6 +187,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=1000)
     parser.add_argument("--executors", type=int, default=3)
+    # A sandboxed step mostly waits (on the host's cgroup moves), so slots beyond the cores pay.
+    parser.add_argument("--slots", type=int, default=4, help="EXECUTOR_MAXIMUM_NUM_JOBS of each executor")
     parser.add_argument("--quarry", default=os.path.join(
         os.environ.get("CARGO_TARGET_DIR", os.path.join(HERE, "..", "target")), "release", "quarry"))
     parser.add_argument("--postgres")
@@ -195,7 +197,7 @@ def main():
     jobs = min(args.jobs, 1000 - PICKUPS)
 
     lines = [f"{jobs} jobs of one step (writing a tiny index, then uploaded) after {PICKUPS} queued one at a time; {args.executors} executors "
-             f"of 4 slots each; {os.cpu_count()} cores; each job's commit is checked out from the executor's mirror of its "
+             f"of {args.slots} slots each; {os.cpu_count()} cores; each job's commit is checked out from the executor's mirror of its "
              "repository (fetched through the instance once); the burst is queued by 4 clients at once.\n",
              "| database | runtime | jobs/s | of which processing jobs/s | pickup p50 ms | pickup p99 ms | step p50 ms | "
              "queueing the burst s | CPU ms per job: instance / its git / executors / their steps and git |",
@@ -209,7 +211,7 @@ def main():
             if server:
                 url, cleanup = postgres_database(server)
             try:
-                result = measure(args.quarry, url, runtime, jobs, args.executors)
+                result = measure(args.quarry, url, runtime, jobs, args.executors, args.slots)
             finally:
                 if cleanup:
                     cleanup()

@@ -401,6 +401,13 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Exec
     if config.runtime == Runtime::Shell {
         tracing::warn!("EXECUTOR_SANDBOX=shell: steps run on this host without any isolation");
     }
+    if config.runtime == Runtime::Sandbox
+        && sandbox::cgroup_moves_wait(&std::fs::read_to_string("/proc/mounts").unwrap_or_default())
+    {
+        tracing::warn!(
+            "each step waits 5-25 ms to join its cgroups, one step at a time on this host; remounting a cgroup file system with `favordynmods` (`mount -o remount,favordynmods /sys/fs/cgroup/unified` on a hybrid host) makes that about 0.4 ms"
+        );
+    }
     std::fs::create_dir_all(&config.workspace_root).map_err(|e| {
         ExecutorError::Workspace(format!(
             "cannot create {}: {e}",
