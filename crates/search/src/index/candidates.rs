@@ -340,16 +340,15 @@ impl LiteralLookup {
     }
 
     fn find(&self, shard: &Shard) -> Result<PartSet, IndexError> {
-        // A trigram the shard lacks settles it without reading anything, so the trigrams
-        // likeliest to be missing are looked up first and the first one missing ends it;
-        // otherwise the shortest lists are read first, and reading stops once no part is left.
-        let mut counted: Vec<(Entry, usize)> = Vec::with_capacity(self.trigrams.len());
-        for (i, (trigram, _)) in self.trigrams.iter().enumerate() {
-            match shard.entry(*trigram) {
-                None => return Ok(PartSet::Some(Vec::new())),
-                Some(entry) => counted.push((entry, i)),
-            }
-        }
+        // A trigram the shard lacks settles it without reading anything: the presence bits of
+        // the trigrams likeliest to be missing are checked first, then the dictionary is searched
+        // for all of them at once; the shortest lists are read first, and reading stops once no
+        // part is left.
+        let trigrams: Vec<Trigram> = self.trigrams.iter().map(|(t, _)| *t).collect();
+        let Some(entries) = shard.entries(&trigrams) else {
+            return Ok(PartSet::Some(Vec::new()));
+        };
+        let mut counted: Vec<(Entry, usize)> = entries.into_iter().zip(0..).collect();
         counted.sort_unstable_by_key(|&(entry, i)| (entry.count, i));
         // Each part keeps the starts (mod 8) at which the literal could be, as far as the
         // trigrams read so far say; one with none left cannot hold it.

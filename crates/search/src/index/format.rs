@@ -71,6 +71,15 @@ pub struct Posting {
     pub masks: Masks,
 }
 
+/// A trigram of a shard's dictionary: how many parts hold it, and where its postings start (from
+/// the postings section's start).
+#[derive(Debug, Clone, Copy)]
+struct DictEntry {
+    trigram: Trigram,
+    count: u32,
+    offset: u32,
+}
+
 /// A trigram's entry in a shard's dictionary.
 #[derive(Debug, Clone, Copy)]
 pub struct Entry {
@@ -391,10 +400,10 @@ fn presence_bits(trigrams: &[Trigram]) -> Vec<u64> {
     bits
 }
 
-/// The bucket table of a sorted dictionary: about one bucket per eight trigrams, at most 4,096
+/// The bucket table of a sorted dictionary: about one bucket per eight trigrams, at most 65,536
 /// (half a byte a trigram in memory); bucket `b` holds the trigrams whose top bits are `b`.
 fn buckets_of(trigrams: &[Trigram]) -> (Vec<u32>, u32) {
-    let bits = (trigrams.len() / 8).max(1).ilog2().min(12);
+    let bits = (trigrams.len() / 8).max(1).ilog2().min(16);
     let mut buckets = Vec::with_capacity((1 << bits) + 1);
     let mut at = 0;
     for bucket in 0..=(1u32 << bits) {
@@ -437,19 +446,18 @@ pub struct Shard {
     /// Where each document's path starts in `paths`.
     path_starts: Vec<u32>,
     blocks: Vec<Block>,
-    /// The dictionary, held in memory (12 bytes a trigram): a trigram absent from the shard costs
-    /// no read at all, and a present one a single read of its postings.
-    trigrams: Vec<Trigram>,
+    /// The dictionary, held in memory (12 bytes a trigram, each entry whole so that the probe that
+    /// finds a trigram also brings its count and offset into the cache): a trigram absent from
+    /// the shard costs no read at all, and a present one a single read of its postings.
+    dictionary: Vec<DictEntry>,
     /// A bit per hashed trigram, set for those the shard has: most absent trigrams are told
     /// apart with one memory access instead of a binary search's dozen or more.
     present: Vec<u64>,
-    /// Where each run of trigrams sharing their top `bucket_bits` bits starts in `trigrams`, so
+    /// Where each run of trigrams sharing their top `bucket_bits` bits starts in `dictionary`, so
     /// a lookup binary-searches a few neighbouring entries instead of the whole dictionary
     /// (each probe of which missed the cache).
     buckets: Vec<u32>,
     bucket_bits: u32,
-    counts: Vec<u32>,
-    offsets: Vec<u32>,
     postings_off: u64,
     postings_end: u64,
     text_bytes: u64,
@@ -540,8 +548,7 @@ impl Shard {
         }
         let postings_len = end - postings_off;
         let mut trigrams = Vec::with_capacity(dict_count);
-        let mut counts = Vec::with_capacity(dict_count);
-        let mut offsets = Vec::with_capacity(dict_count);
+        let mut dictionary_entries = Vec::with_capacity(dict_count);
         let out_of_order = || corrupt("dictionary out of order");
         let mut at = 0;
         let mut next_offset = 0u64;
@@ -569,8 +576,11 @@ impl Shard {
                 return Err(out_of_order());
             }
             trigrams.push(trigram as u32);
-            counts.push(count as u32);
-            offsets.push(u32::try_from(offset).map_err(|_| corrupt("postings too large"))?);
+            dictionary_entries.push(DictEntry {
+                trigram: trigram as u32,
+                count: count as u32,
+                offset: u32::try_from(offset).map_err(|_| corrupt("postings too large"))?,
+            });
         }
         if version >= 3 && (at != dictionary.len() || next_offset != postings_len) {
             return Err(out_of_order());
@@ -675,12 +685,10 @@ impl Shard {
             paths,
             path_starts,
             blocks,
-            trigrams,
+            dictionary: dictionary_entries,
             present,
             buckets,
             bucket_bits,
-            counts,
-            offsets,
             postings_off,
             postings_end: end,
             text_bytes,
@@ -719,19 +727,69 @@ impl Shard {
         self.text_bytes
     }
 
+    /// Whether the shard may have a trigram: `false` is certain, and costs one memory access.
+    pub fn may_have(&self, trigram: Trigram) -> bool {
+        let bit = presence_bit(trigram);
+        self.present[bit / 64] & (1 << (bit % 64)) != 0
+    }
+
     /// A trigram's entry in the dictionary, if the shard has it: how many parts hold it, and where
     /// its postings are (looked up once for both).
     pub fn entry(&self, trigram: Trigram) -> Option<Entry> {
         self.index_of(trigram).map(|index| Entry {
             trigram,
             index,
-            count: self.counts[index],
+            count: self.dictionary[index].count,
         })
     }
 
+    /// The entries of several trigrams, or `None` when the shard lacks one of them. The
+    /// dictionary searches go in step, one probe of each per round, so that their cache misses
+    /// overlap instead of following one another.
+    pub fn entries(&self, trigrams: &[Trigram]) -> Option<Vec<Entry>> {
+        if !trigrams.iter().all(|&t| self.may_have(t)) {
+            return None;
+        }
+        // Per trigram, the range of the dictionary it may be in: (start, length).
+        let mut ranges: Vec<(usize, usize)> = trigrams
+            .iter()
+            .map(|&t| {
+                let bucket = (t >> (24 - self.bucket_bits)) as usize;
+                let start = self.buckets[bucket] as usize;
+                (start, self.buckets[bucket + 1] as usize - start)
+            })
+            .collect();
+        let mut searching = true;
+        while searching {
+            searching = false;
+            for (range, &trigram) in ranges.iter_mut().zip(trigrams) {
+                let (start, length) = range;
+                if *length > 1 {
+                    let half = *length / 2;
+                    if self.dictionary[*start + half].trigram <= trigram {
+                        *start += half;
+                    }
+                    *length -= half;
+                    searching |= *length > 1;
+                }
+            }
+        }
+        ranges
+            .iter()
+            .zip(trigrams)
+            .map(|(&(index, length), &trigram)| {
+                let entry = self.dictionary.get(index).filter(|e| e.trigram == trigram);
+                entry.filter(|_| length == 1).map(|e| Entry {
+                    trigram,
+                    index,
+                    count: e.count,
+                })
+            })
+            .collect()
+    }
+
     fn index_of(&self, trigram: Trigram) -> Option<usize> {
-        let bit = presence_bit(trigram);
-        if self.present[bit / 64] & (1 << (bit % 64)) == 0 {
+        if !self.may_have(trigram) {
             return None;
         }
         let bucket = (trigram >> (24 - self.bucket_bits)) as usize;
@@ -739,7 +797,9 @@ impl Shard {
             self.buckets[bucket] as usize,
             self.buckets[bucket + 1] as usize,
         );
-        let i = self.trigrams[start..end].binary_search(&trigram).ok()?;
+        let i = self.dictionary[start..end]
+            .binary_search_by_key(&trigram, |entry| entry.trigram)
+            .ok()?;
         Some(start + i)
     }
 
@@ -754,9 +814,9 @@ impl Shard {
     /// The postings of a dictionary entry of this shard.
     pub fn postings_of(&self, entry: Entry) -> Result<Vec<Posting>, IndexError> {
         let (trigram, i) = (entry.trigram, entry.index);
-        let start = self.postings_off + u64::from(self.offsets[i]);
-        let end = match self.offsets.get(i + 1) {
-            Some(next) => self.postings_off + u64::from(*next),
+        let start = self.postings_off + u64::from(self.dictionary[i].offset);
+        let end = match self.dictionary.get(i + 1) {
+            Some(next) => self.postings_off + u64::from(next.offset),
             None => self.postings_end,
         };
         if end < start {
@@ -764,7 +824,7 @@ impl Shard {
         }
         let bytes = read_at(&self.file, start, (end - start) as usize)?;
         let truncated = || IndexError::Corrupt("truncated postings".into());
-        let count = self.counts[i] as usize;
+        let count = self.dictionary[i].count as usize;
         let mut out = Vec::with_capacity(count);
         let mut cursor = 0;
         let mut part = 0u64;
@@ -975,6 +1035,41 @@ mod tests {
                 assert!((buckets[bucket] as usize..buckets[bucket + 1] as usize).contains(&i));
             }
         }
+    }
+
+    #[test]
+    fn dictionary_searches_in_step_find_what_one_search_finds() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut builder = ShardBuilder::default();
+        let text: String = (0..3000).map(|i| format!("w{i:x}q{} ", i * 7)).collect();
+        builder
+            .add(
+                "a.txt".into(),
+                "1".repeat(40),
+                text.len() as u64,
+                0,
+                text.as_bytes(),
+            )
+            .unwrap();
+        let path = dir.path().join("0.qix");
+        builder.write(&path).unwrap();
+        let shard = Shard::open(&path).unwrap();
+        assert!(shard.bucket_bits > 4, "several buckets");
+        let present: Vec<Trigram> = shard
+            .dictionary
+            .iter()
+            .step_by(7)
+            .map(|e| e.trigram)
+            .collect();
+        let found = shard.entries(&present).expect("all present");
+        for (entry, &trigram) in found.iter().zip(&present) {
+            let alone = shard.entry(trigram).expect("present");
+            assert_eq!((entry.index, entry.count), (alone.index, alone.count));
+        }
+        let mut with_missing = present.clone();
+        with_missing.push(pack(b'#', b'#', b'#'));
+        assert!(shard.entries(&with_missing).is_none());
+        assert!(shard.entry(pack(b'#', b'#', b'#')).is_none());
     }
 
     #[test]
