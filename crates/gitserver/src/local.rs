@@ -187,10 +187,15 @@ impl LocalGitService {
         (!line.is_empty()).then_some(line)
     }
 
-    async fn head_state(path: &Path) -> (Option<String>, Option<String>) {
+    /// The default branch, and the head commit with its commit time.
+    async fn head_state(path: &Path) -> (Option<String>, Option<(String, Option<i64>)>) {
         let branch = Self::output_line(path, &["symbolic-ref", "--quiet", "--short", "HEAD"]).await;
-        let head =
-            Self::output_line(path, &["rev-parse", "--verify", "--quiet", "HEAD^{commit}"]).await;
+        let head = Self::output_line(path, &["log", "-1", "--format=%H %ct", "HEAD", "--"])
+            .await
+            .and_then(|line| {
+                let (commit, time) = line.split_once(' ')?;
+                Some((commit.to_string(), time.parse().ok()))
+            });
         (branch, head)
     }
 }
@@ -297,12 +302,13 @@ impl GitService for LocalGitService {
             if Self::healthy(&path).await {
                 match Self::fetch(&path, remote_url, timeout).await {
                     Ok(changed) => {
-                        let (default_branch, head_commit) = Self::head_state(&path).await;
+                        let (default_branch, head) = Self::head_state(&path).await;
                         return Ok(SyncResult {
                             changed,
                             recloned,
                             default_branch,
-                            head_commit,
+                            head_commit: head.as_ref().map(|(commit, _)| commit.clone()),
+                            head_committed_at: head.and_then(|(_, time)| time),
                         });
                     }
                     Err(GitError::Command(message))
@@ -322,12 +328,13 @@ impl GitService for LocalGitService {
             recloned = true;
         }
         self.clone_into_place(&path, remote_url, timeout).await?;
-        let (default_branch, head_commit) = Self::head_state(&path).await;
+        let (default_branch, head) = Self::head_state(&path).await;
         Ok(SyncResult {
             changed: true,
             recloned,
             default_branch,
-            head_commit,
+            head_commit: head.as_ref().map(|(commit, _)| commit.clone()),
+            head_committed_at: head.and_then(|(_, time)| time),
         })
     }
 

@@ -17,6 +17,9 @@ pub struct SyncResult {
     pub recloned: bool,
     pub default_branch: Option<String>,
     pub head_commit: Option<String>,
+    /// When the head commit was committed (Unix seconds): how long the repository has been quiet.
+    #[serde(default)]
+    pub head_committed_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -32,6 +32,13 @@ async fn scenario(git: &dyn GitService, local: &LocalGitService, work: &std::pat
     assert!(synced.changed);
     assert_eq!(synced.default_branch.as_deref(), Some("main"));
     assert_eq!(synced.head_commit.as_deref(), Some(first.as_str()));
+    // The head commit's time, which says how long the repository has been quiet.
+    let committed_at = synced.head_committed_at.expect("the head commit's time");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    assert!((now - committed_at).abs() < 600, "{committed_at}");
     assert!(git.is_cloned("team/origin").await.unwrap());
 
     assert_eq!(

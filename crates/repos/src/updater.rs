@@ -48,12 +48,15 @@ fn count_sync(operation: &str, ok: bool) {
 
 /// The next fetch interval: half the time since the repository last changed, within Sourcegraph's
 /// bounds, so busy repositories are fetched often and quiet ones rarely.
-pub fn next_fetch_interval(last_changed_at: Option<i64>, changed_now: bool, at: i64) -> Duration {
-    if changed_now {
-        return MIN_FETCH_INTERVAL;
-    }
+pub fn next_fetch_interval(last_changed_at: Option<i64>, at: i64) -> Duration {
     let quiet_for = at.saturating_sub(last_changed_at.unwrap_or(at)).max(0) as u64;
     Duration::from_secs(quiet_for / 2).clamp(MIN_FETCH_INTERVAL, MAX_FETCH_INTERVAL)
+}
+
+/// When a repository that a fetch changed last changed: its head commit's time (a clone of a
+/// repository untouched for a year is quiet, not busy), never later than now.
+pub fn changed_at(head_committed_at: Option<i64>, at: i64) -> i64 {
+    head_committed_at.map_or(at, |time| time.min(at))
 }
 
 /// The wait after the n-th consecutive failure: doubling from the minimum interval, capped.
@@ -222,12 +225,18 @@ impl RepoUpdater {
         count_sync(operation, result.is_ok());
         match result {
             Ok(synced) => {
-                let interval = next_fetch_interval(repo.last_changed_at, synced.changed, at);
+                let last_changed_at = if synced.changed {
+                    Some(changed_at(synced.head_committed_at, at))
+                } else {
+                    repo.last_changed_at
+                };
+                let interval = next_fetch_interval(last_changed_at, at);
                 self.store
                     .record_fetch_success(
                         repo.id,
                         &FetchSuccess {
                             changed: synced.changed,
+                            changed_at: last_changed_at.unwrap_or(at),
                             default_branch: synced.default_branch,
                             head_commit: synced.head_commit,
                             fetch_interval_secs: interval.as_secs() as i64,
@@ -354,21 +363,24 @@ mod tests {
     #[test]
     fn interval_follows_how_recently_a_repository_changed() {
         let at = 1_000_000;
+        assert_eq!(next_fetch_interval(Some(at - 10), at), MIN_FETCH_INTERVAL);
         assert_eq!(
-            next_fetch_interval(Some(at - 10), true, at),
-            MIN_FETCH_INTERVAL
-        );
-        assert_eq!(
-            next_fetch_interval(Some(at - 10), false, at),
-            MIN_FETCH_INTERVAL
-        );
-        assert_eq!(
-            next_fetch_interval(Some(at - 3600), false, at),
+            next_fetch_interval(Some(at - 3600), at),
             Duration::from_secs(1800)
         );
         assert_eq!(
-            next_fetch_interval(Some(at - 30 * 24 * 3600), false, at),
+            next_fetch_interval(Some(at - 30 * 24 * 3600), at),
             MAX_FETCH_INTERVAL
+        );
+        assert_eq!(next_fetch_interval(None, at), MIN_FETCH_INTERVAL);
+        // A fetch that changed the mirror dates the change by its head commit: a fresh clone of
+        // a repository quiet for six hours is fetched again in three, not in 45 seconds.
+        assert_eq!(changed_at(Some(at - 21_600), at), at - 21_600);
+        assert_eq!(changed_at(None, at), at);
+        assert_eq!(changed_at(Some(at + 3600), at), at, "a clock ahead of ours");
+        assert_eq!(
+            next_fetch_interval(Some(changed_at(Some(at - 21_600), at)), at),
+            Duration::from_secs(10_800)
         );
     }
 

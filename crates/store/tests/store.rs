@@ -168,6 +168,7 @@ async fn fetch_outcomes_drive_status_and_schedule() {
                 a.id,
                 &FetchSuccess {
                     changed: true,
+                    changed_at: 500,
                     default_branch: Some("main".into()),
                     head_commit: Some("abc".into()),
                     fetch_interval_secs: 45,
@@ -190,7 +191,7 @@ async fn fetch_outcomes_drive_status_and_schedule() {
         let a = store.repo_by_id(a.id).await.unwrap().unwrap();
         assert_eq!(a.clone_status, CloneStatus::Cloned);
         assert_eq!(a.default_branch.as_deref(), Some("main"));
-        assert!(a.last_changed_at.is_some());
+        assert_eq!(a.last_changed_at, Some(500), "dated by its head commit");
         let b = store.repo_by_id(b.id).await.unwrap().unwrap();
         assert_eq!(b.clone_status, CloneStatus::Failed);
         assert_eq!(b.failure_count, 1);
