@@ -187,16 +187,24 @@ impl LocalGitService {
         (!line.is_empty()).then_some(line)
     }
 
-    /// The default branch, and the head commit with its commit time.
-    async fn head_state(path: &Path) -> (Option<String>, Option<(String, Option<i64>)>) {
-        let branch = Self::output_line(path, &["symbolic-ref", "--quiet", "--short", "HEAD"]).await;
-        let head = Self::output_line(path, &["log", "-1", "--format=%H %ct", "HEAD", "--"])
-            .await
-            .and_then(|line| {
-                let (commit, time) = line.split_once(' ')?;
-                Some((commit.to_string(), time.parse().ok()))
-            });
-        (branch, head)
+    /// The mirror's state after a sync: its default branch, and its head commit with the commit's
+    /// time.
+    async fn synced(path: &Path, changed: bool, recloned: bool) -> SyncResult {
+        let default_branch =
+            Self::output_line(path, &["symbolic-ref", "--quiet", "--short", "HEAD"]).await;
+        let head = Self::output_line(path, &["log", "-1", "--format=%H %ct", "HEAD", "--"]).await;
+        let (head_commit, head_committed_at) = match head.as_deref().and_then(|l| l.split_once(' '))
+        {
+            Some((commit, time)) => (Some(commit.to_string()), time.parse().ok()),
+            None => (None, None),
+        };
+        SyncResult {
+            changed,
+            recloned,
+            default_branch,
+            head_commit,
+            head_committed_at,
+        }
     }
 }
 
@@ -301,16 +309,7 @@ impl GitService for LocalGitService {
         if tokio::fs::try_exists(&path).await.unwrap_or(false) {
             if Self::healthy(&path).await {
                 match Self::fetch(&path, remote_url, timeout).await {
-                    Ok(changed) => {
-                        let (default_branch, head) = Self::head_state(&path).await;
-                        return Ok(SyncResult {
-                            changed,
-                            recloned,
-                            default_branch,
-                            head_commit: head.as_ref().map(|(commit, _)| commit.clone()),
-                            head_committed_at: head.and_then(|(_, time)| time),
-                        });
-                    }
+                    Ok(changed) => return Ok(Self::synced(&path, changed, recloned).await),
                     Err(GitError::Command(message))
                         if DAMAGE_SIGNS.iter().any(|s| message.contains(s)) =>
                     {
@@ -328,14 +327,7 @@ impl GitService for LocalGitService {
             recloned = true;
         }
         self.clone_into_place(&path, remote_url, timeout).await?;
-        let (default_branch, head) = Self::head_state(&path).await;
-        Ok(SyncResult {
-            changed: true,
-            recloned,
-            default_branch,
-            head_commit: head.as_ref().map(|(commit, _)| commit.clone()),
-            head_committed_at: head.and_then(|(_, time)| time),
-        })
+        Ok(Self::synced(&path, true, recloned).await)
     }
 
     async fn is_cloned(&self, repo: &str) -> Result<bool, GitError> {

@@ -226,17 +226,16 @@ impl RepoUpdater {
         match result {
             Ok(synced) => {
                 let last_changed_at = if synced.changed {
-                    Some(changed_at(synced.head_committed_at, at))
+                    changed_at(synced.head_committed_at, at)
                 } else {
-                    repo.last_changed_at
+                    repo.last_changed_at.unwrap_or(at)
                 };
-                let interval = next_fetch_interval(last_changed_at, at);
+                let interval = next_fetch_interval(Some(last_changed_at), at);
                 self.store
                     .record_fetch_success(
                         repo.id,
                         &FetchSuccess {
-                            changed: synced.changed,
-                            changed_at: last_changed_at.unwrap_or(at),
+                            last_changed_at,
                             default_branch: synced.default_branch,
                             head_commit: synced.head_commit,
                             fetch_interval_secs: interval.as_secs() as i64,

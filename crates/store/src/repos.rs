@@ -120,9 +120,8 @@ pub enum RepoUpsertOutcome {
 /// The outcome of a successful clone or fetch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FetchSuccess {
-    pub changed: bool,
-    /// When the repository last changed, if this fetch changed it: its head commit's time.
-    pub changed_at: i64,
+    /// When the repository last changed, as the fetch found it.
+    pub last_changed_at: i64,
     pub default_branch: Option<String>,
     pub head_commit: Option<String>,
     pub fetch_interval_secs: i64,
@@ -387,18 +386,17 @@ impl Store {
         let now = now();
         sqlx::query(
             "UPDATE repos SET clone_status = 'cloned', last_error = NULL, last_fetched_at = $2, \
-             last_changed_at = CASE WHEN $3 = 1 OR last_changed_at IS NULL THEN $8 ELSE last_changed_at END, \
+             last_changed_at = $3, \
              default_branch = $4, head_commit = $5, fetch_interval_secs = $6, next_fetch_at = $7, \
              failure_count = 0, updated_at = $2 WHERE id = $1",
         )
         .bind(id)
         .bind(now)
-        .bind(i64::from(outcome.changed))
+        .bind(outcome.last_changed_at)
         .bind(outcome.default_branch.as_deref())
         .bind(outcome.head_commit.as_deref())
         .bind(outcome.fetch_interval_secs)
         .bind(outcome.next_fetch_at)
-        .bind(outcome.changed_at)
         .execute(&self.pool)
         .await?;
         Ok(())

@@ -167,8 +167,7 @@ async fn fetch_outcomes_drive_status_and_schedule() {
             .record_fetch_success(
                 a.id,
                 &FetchSuccess {
-                    changed: true,
-                    changed_at: 500,
+                    last_changed_at: 500,
                     default_branch: Some("main".into()),
                     head_commit: Some("abc".into()),
                     fetch_interval_secs: 45,

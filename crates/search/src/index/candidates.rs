@@ -309,10 +309,11 @@ fn rarity(trigram: u32) -> u32 {
         .sum()
 }
 
-/// A literal's trigrams, likeliest missing first, each with where the literal holds it.
+/// A literal's trigrams, likeliest missing first, and where the literal holds each.
 #[derive(Debug)]
 struct LiteralLookup {
-    trigrams: Vec<(Trigram, Vec<InLiteral>)>,
+    trigrams: Vec<Trigram>,
+    occurrences: Vec<Vec<InLiteral>>,
 }
 
 impl LiteralLookup {
@@ -323,19 +324,19 @@ impl LiteralLookup {
             return None;
         }
         trigrams.sort_by_key(|&t| std::cmp::Reverse(rarity(t)));
-        let occurrences = in_literal(bytes, case_sensitive);
+        let all = in_literal(bytes, case_sensitive);
+        let occurrences = trigrams
+            .iter()
+            .map(|&trigram| {
+                all.iter()
+                    .filter(|o| o.trigram == trigram)
+                    .copied()
+                    .collect()
+            })
+            .collect();
         Some(LiteralLookup {
-            trigrams: trigrams
-                .into_iter()
-                .map(|trigram| {
-                    let at = occurrences
-                        .iter()
-                        .filter(|o| o.trigram == trigram)
-                        .copied()
-                        .collect();
-                    (trigram, at)
-                })
-                .collect(),
+            trigrams,
+            occurrences,
         })
     }
 
@@ -344,8 +345,7 @@ impl LiteralLookup {
         // the trigrams likeliest to be missing are checked first, then the dictionary is searched
         // for all of them at once; the shortest lists are read first, and reading stops once no
         // part is left.
-        let trigrams: Vec<Trigram> = self.trigrams.iter().map(|(t, _)| *t).collect();
-        let Some(entries) = shard.entries(&trigrams) else {
+        let Some(entries) = shard.entries(&self.trigrams) else {
             return Ok(PartSet::Some(Vec::new()));
         };
         let mut counted: Vec<(Entry, usize)> = entries.into_iter().zip(0..).collect();
@@ -354,7 +354,7 @@ impl LiteralLookup {
         // trigrams read so far say; one with none left cannot hold it.
         let mut parts: Option<Vec<(u32, u8)>> = None;
         for (entry, i) in counted {
-            let (_, at) = &self.trigrams[i];
+            let at = &self.occurrences[i];
             let starts = |masks: Masks| allowed_starts(masks, at);
             let postings = shard.postings_of(entry)?;
             let next = match &parts {

@@ -83,7 +83,6 @@ struct DictEntry {
 /// A trigram's entry in a shard's dictionary.
 #[derive(Debug, Clone, Copy)]
 pub struct Entry {
-    trigram: Trigram,
     index: usize,
     /// How many parts hold the trigram.
     pub count: u32,
@@ -736,11 +735,7 @@ impl Shard {
     /// A trigram's entry in the dictionary, if the shard has it: how many parts hold it, and where
     /// its postings are (looked up once for both).
     pub fn entry(&self, trigram: Trigram) -> Option<Entry> {
-        self.index_of(trigram).map(|index| Entry {
-            trigram,
-            index,
-            count: self.dictionary[index].count,
-        })
+        self.entries(&[trigram])?.pop()
     }
 
     /// The entries of several trigrams, or `None` when the shard lacks one of them. The
@@ -780,27 +775,11 @@ impl Shard {
             .map(|(&(index, length), &trigram)| {
                 let entry = self.dictionary.get(index).filter(|e| e.trigram == trigram);
                 entry.filter(|_| length == 1).map(|e| Entry {
-                    trigram,
                     index,
                     count: e.count,
                 })
             })
             .collect()
-    }
-
-    fn index_of(&self, trigram: Trigram) -> Option<usize> {
-        if !self.may_have(trigram) {
-            return None;
-        }
-        let bucket = (trigram >> (24 - self.bucket_bits)) as usize;
-        let (start, end) = (
-            self.buckets[bucket] as usize,
-            self.buckets[bucket + 1] as usize,
-        );
-        let i = self.dictionary[start..end]
-            .binary_search_by_key(&trigram, |entry| entry.trigram)
-            .ok()?;
-        Some(start + i)
     }
 
     /// The parts that contain a trigram, ascending, each with the trigram's masks in it.
@@ -813,7 +792,8 @@ impl Shard {
 
     /// The postings of a dictionary entry of this shard.
     pub fn postings_of(&self, entry: Entry) -> Result<Vec<Posting>, IndexError> {
-        let (trigram, i) = (entry.trigram, entry.index);
+        let i = entry.index;
+        let trigram = self.dictionary[i].trigram;
         let start = self.postings_off + u64::from(self.dictionary[i].offset);
         let end = match self.dictionary.get(i + 1) {
             Some(next) => self.postings_off + u64::from(next.offset),
@@ -1063,8 +1043,14 @@ mod tests {
             .collect();
         let found = shard.entries(&present).expect("all present");
         for (entry, &trigram) in found.iter().zip(&present) {
-            let alone = shard.entry(trigram).expect("present");
-            assert_eq!((entry.index, entry.count), (alone.index, alone.count));
+            let alone = shard
+                .dictionary
+                .binary_search_by_key(&trigram, |e| e.trigram)
+                .expect("present");
+            assert_eq!(
+                (entry.index, entry.count),
+                (alone, shard.dictionary[alone].count)
+            );
         }
         let mut with_missing = present.clone();
         with_missing.push(pack(b'#', b'#', b'#'));
