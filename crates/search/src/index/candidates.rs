@@ -11,7 +11,6 @@
 use regex_syntax::hir::{Hir, HirKind};
 
 use super::IndexError;
-use super::format::Posting;
 use super::format::{Entry, Shard};
 use super::trigram::{InLiteral, Masks, Trigram, allowed_starts, in_literal, of_literal};
 use crate::query::{Expr, Scope};
@@ -55,28 +54,31 @@ fn intersect(a: &[u32], b: &[u32]) -> Vec<u32> {
     out
 }
 
-/// The parts in both lists, keeping the starts both allow; those left with none go.
+/// The parts of `parts` that the shard's postings of `entry` also name, keeping the starts both
+/// allow; those left with none go. Decoding stops past the last of `parts`.
 fn intersect_starts(
+    shard: &Shard,
+    entry: Entry,
     parts: &[(u32, u8)],
-    postings: &[Posting],
     starts: impl Fn(Masks) -> u8,
-) -> Vec<(u32, u8)> {
-    let (mut i, mut j, mut out) = (0, 0, Vec::new());
-    while i < parts.len() && j < postings.len() {
-        match parts[i].0.cmp(&postings[j].part) {
-            std::cmp::Ordering::Less => i += 1,
-            std::cmp::Ordering::Greater => j += 1,
-            std::cmp::Ordering::Equal => {
-                let possible = parts[i].1 & starts(postings[j].masks);
-                if possible != 0 {
-                    out.push((parts[i].0, possible));
-                }
-                i += 1;
-                j += 1;
-            }
+) -> Result<Vec<(u32, u8)>, IndexError> {
+    let (mut i, mut out) = (0, Vec::new());
+    shard.visit_postings(entry, |posting| {
+        while i < parts.len() && parts[i].0 < posting.part {
+            i += 1;
         }
-    }
-    out
+        if let Some(&(part, allowed)) = parts.get(i)
+            && part == posting.part
+        {
+            let possible = allowed & starts(posting.masks);
+            if possible != 0 {
+                out.push((part, possible));
+            }
+            i += 1;
+        }
+        i < parts.len()
+    })?;
+    Ok(out)
 }
 
 fn union(a: &[u32], b: &[u32]) -> Vec<u32> {
@@ -356,14 +358,19 @@ impl LiteralLookup {
         for (entry, i) in counted {
             let at = &self.occurrences[i];
             let starts = |masks: Masks| allowed_starts(masks, at);
-            let postings = shard.postings_of(entry)?;
             let next = match &parts {
-                None => postings
-                    .into_iter()
-                    .map(|posting| (posting.part, starts(posting.masks)))
-                    .filter(|&(_, possible)| possible != 0)
-                    .collect(),
-                Some(parts) => intersect_starts(parts, &postings, starts),
+                None => {
+                    let mut first = Vec::with_capacity(entry.count as usize);
+                    shard.visit_postings(entry, |posting| {
+                        let possible = starts(posting.masks);
+                        if possible != 0 {
+                            first.push((posting.part, possible));
+                        }
+                        true
+                    })?;
+                    first
+                }
+                Some(parts) => intersect_starts(shard, entry, parts, starts)?,
             };
             let empty = next.is_empty();
             parts = Some(next);

@@ -128,6 +128,7 @@ fn put_varint(out: &mut Vec<u8>, mut value: u64) {
     out.push(value as u8);
 }
 
+#[inline]
 fn get_varint(data: &[u8], at: &mut usize) -> Option<u64> {
     let mut value = 0u64;
     let mut shift = 0;
@@ -485,6 +486,27 @@ fn read_u32(data: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(bytes)
 }
 
+thread_local! {
+    /// The bytes of the posting list being decoded: a query reads thousands of short lists, and
+    /// each is decoded before the next is read, so one buffer per thread serves them all.
+    static POSTINGS_READ: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+/// A thread keeps its postings buffer up to this size; the rare longer list gets a buffer of
+/// its own.
+const KEPT_READ_BUFFER: usize = 1 << 20;
+
+/// Opens a file for reading without updating its access time when the process may (it owns the
+/// file): searches read shards thousands of times a second, and each read would otherwise check
+/// whether the access time is due for an update.
+fn open_for_reading(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOATIME)
+        .open(path)
+        .or_else(|_| File::open(path))
+}
+
 fn read_at(file: &File, offset: u64, len: usize) -> Result<Vec<u8>, IndexError> {
     let mut buf = vec![0u8; len];
     file.read_exact_at(&mut buf, offset)
@@ -496,8 +518,8 @@ impl Shard {
     /// Opens and checks a shard: header, footer, section bounds and the metadata checksum.
     pub fn open(path: &Path) -> Result<Shard, IndexError> {
         let corrupt = |what: &str| IndexError::Corrupt(format!("{}: {what}", path.display()));
-        let file =
-            File::open(path).map_err(|e| IndexError::Io(format!("{}: {e}", path.display())))?;
+        let file = open_for_reading(path)
+            .map_err(|e| IndexError::Io(format!("{}: {e}", path.display())))?;
         let len = file
             .metadata()
             .map_err(|e| IndexError::Io(format!("{}: {e}", path.display())))?
@@ -761,9 +783,10 @@ impl Shard {
                 let (start, length) = range;
                 if *length > 1 {
                     let half = *length / 2;
-                    if self.dictionary[*start + half].trigram <= trigram {
-                        *start += half;
-                    }
+                    // Without a branch: a mispredicted one would discard the other searches'
+                    // loads that are under way.
+                    let above = self.dictionary[*start + half].trigram <= trigram;
+                    *start = std::hint::select_unpredictable(above, *start + half, *start);
                     *length -= half;
                     searching |= *length > 1;
                 }
@@ -792,8 +815,23 @@ impl Shard {
 
     /// The postings of a dictionary entry of this shard.
     pub fn postings_of(&self, entry: Entry) -> Result<Vec<Posting>, IndexError> {
+        let mut out = Vec::with_capacity(entry.count as usize);
+        self.visit_postings(entry, |posting| {
+            out.push(posting);
+            true
+        })?;
+        Ok(out)
+    }
+
+    /// Hands the postings of a dictionary entry to `visit` in ascending order of part, as they
+    /// are decoded, until it returns false: an intersection with a few parts stops decoding a long
+    /// list once it is past the last of them.
+    pub fn visit_postings(
+        &self,
+        entry: Entry,
+        visit: impl FnMut(Posting) -> bool,
+    ) -> Result<(), IndexError> {
         let i = entry.index;
-        let trigram = self.dictionary[i].trigram;
         let start = self.postings_off + u64::from(self.dictionary[i].offset);
         let end = match self.dictionary.get(i + 1) {
             Some(next) => self.postings_off + u64::from(next.offset),
@@ -802,10 +840,29 @@ impl Shard {
         if end < start {
             return Err(IndexError::Corrupt("postings out of bounds".into()));
         }
-        let bytes = read_at(&self.file, start, (end - start) as usize)?;
+        POSTINGS_READ.with_borrow_mut(|bytes| {
+            bytes.resize((end - start) as usize, 0);
+            self.file
+                .read_exact_at(bytes, start)
+                .map_err(|e| IndexError::Corrupt(format!("short read at {start}: {e}")))?;
+            let decoded = self.decode_postings(i, bytes, visit);
+            if bytes.capacity() > KEPT_READ_BUFFER {
+                *bytes = Vec::new();
+            }
+            decoded
+        })
+    }
+
+    /// Decodes the postings of dictionary entry `i` from its bytes (see [`Shard::visit_postings`]).
+    fn decode_postings(
+        &self,
+        i: usize,
+        bytes: &[u8],
+        mut visit: impl FnMut(Posting) -> bool,
+    ) -> Result<(), IndexError> {
+        let trigram = self.dictionary[i].trigram;
         let truncated = || IndexError::Corrupt("truncated postings".into());
         let count = self.dictionary[i].count as usize;
-        let mut out = Vec::with_capacity(count);
         let mut cursor = 0;
         let mut part = 0u64;
         let with_cases = self.version >= 4 && has_letter(trigram);
@@ -814,7 +871,7 @@ impl Shard {
             bytes.get(*cursor - 1).copied().ok_or_else(truncated)
         };
         for _ in 0..count {
-            let value = get_varint(&bytes, &mut cursor).ok_or_else(truncated)?;
+            let value = get_varint(bytes, &mut cursor).ok_or_else(truncated)?;
             let cases = if with_cases {
                 part += value >> 2;
                 value as u8 & ANY_CASE
@@ -832,16 +889,19 @@ impl Shard {
             } else {
                 0xff
             };
-            out.push(Posting {
+            let posting = Posting {
                 part: part as u32,
                 masks: Masks {
                     starts,
                     followers,
                     cases,
                 },
-            });
+            };
+            if !visit(posting) {
+                break;
+            }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// The documents whose contents were not indexed, ascending.
@@ -1083,6 +1143,16 @@ mod tests {
         );
         let needles = shard.postings(pack(b'N', b'E', b'E')).unwrap();
         assert_eq!(needles.len(), shard.parts_of(2).len());
+        // A visit ends when the visitor says so; what it saw is the list's beginning.
+        let mut seen = Vec::new();
+        let entry = shard.entry(pack(b'N', b'E', b'E')).unwrap();
+        shard
+            .visit_postings(entry, |posting| {
+                seen.push(posting);
+                seen.len() < 2
+            })
+            .unwrap();
+        assert_eq!(seen, needles[..2]);
         assert!(needles.iter().all(|p| p.masks.cases == lower));
         // A trigram without letters says nothing of cases.
         assert!(
