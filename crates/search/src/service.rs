@@ -34,11 +34,14 @@ const MAX_BATCH: usize = 5000;
 /// Prepared results waiting for the sender; small, so that scanning threads wait for a slow
 /// client instead of piling up results in memory.
 const FOUND_QUEUE: usize = 32;
-/// Repositories an index worker searches before it reports their statistics together.
-const STATS_BATCH: usize = 64;
-/// Files an index worker holds back before sending them to the search (it also sends what it
-/// holds after each repository).
+/// How often an index worker reports the statistics of the repositories it has searched (and
+/// once more when it runs out of work): each report wakes the search.
+const STATS_INTERVAL: Duration = Duration::from_millis(100);
+/// Files an index worker holds back before sending them to the search.
 const FILES_BATCH: usize = 8;
+/// How long an index worker may hold back a file found in a repository it has finished, so that
+/// the few matches of many repositories reach the search together rather than one wake-up each.
+const FILES_HOLD: Duration = Duration::from_millis(2);
 /// How often progress is reported while a search runs.
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
 /// The most facets of each kind in the `filters` event.
@@ -497,6 +500,15 @@ impl Searcher {
     }
 }
 
+/// Files an index worker has found and not yet sent to the search.
+#[derive(Default)]
+struct HeldFiles {
+    files: Vec<Prepared>,
+    /// When the first of `files` was found.
+    since: Option<Instant>,
+    sent_any: bool,
+}
+
 /// Takes repositories from `work` in turn and searches each one's index.
 fn search_indexes(
     work: &[(Target, Arc<index::RepoIndex>)],
@@ -507,17 +519,35 @@ fn search_indexes(
     permit: &dyn Fn() -> Option<tokio::sync::OwnedSemaphorePermit>,
 ) {
     use std::sync::atomic::Ordering;
-    // Statistics go to the search in batches: a message per repository would wake it hundreds
-    // of times for a query that finds nothing.
+    // Statistics and files go to the search in batches: a message per repository would wake it
+    // hundreds of times for a query that finds little.
     let mut finished = ScanStats::default();
-    let mut unsent = 0;
+    let mut unsent = false;
+    let mut reported = Instant::now();
+    let held = std::sync::Mutex::new(HeldFiles::default());
+    // Sends the files held if the first of them was found at least `older_than` ago, or if this
+    // worker has sent none yet (the first results go out at once).
+    let send_held = |older_than: Duration| {
+        let files = {
+            let mut held = held.lock().unwrap_or_else(|e| e.into_inner());
+            match held.since {
+                Some(first) if first.elapsed() >= older_than || !held.sent_any => {
+                    held.since = None;
+                    held.sent_any = true;
+                    std::mem::take(&mut held.files)
+                }
+                _ => return true,
+            }
+        };
+        found.blocking_send(Found::Files(files)).is_ok()
+    };
     loop {
         let Some(_permit) = permit() else {
             return;
         };
         let next = cursor.fetch_add(1, Ordering::Relaxed);
         let Some((target, repo_index)) = work.get(next) else {
-            if unsent > 0 {
+            if send_held(Duration::ZERO) && unsent {
                 let _ = found.blocking_send(Found::Finished(finished));
             }
             return;
@@ -525,19 +555,15 @@ fn search_indexes(
         if cancel.is_cancelled() {
             return;
         }
-        let held = std::sync::Mutex::new(Vec::new());
-        let send_held = || {
-            let files = std::mem::take(&mut *held.lock().unwrap_or_else(|e| e.into_inner()));
-            files.is_empty() || found.blocking_send(Found::Files(files)).is_ok()
-        };
         let emit = |file, text: &[u8]| {
             let prepared = prepare(target, file, text, scan.select, scan.context_lines);
             let full = {
                 let mut held = held.lock().unwrap_or_else(|e| e.into_inner());
-                held.push(prepared);
-                held.len() >= FILES_BATCH
+                held.files.push(prepared);
+                held.since.get_or_insert_with(Instant::now);
+                held.files.len() >= FILES_BATCH
             };
-            !full || send_held()
+            !full || send_held(Duration::ZERO)
         };
         let searched = index::search(
             repo_index,
@@ -547,17 +573,18 @@ fn search_indexes(
             &|| cancel.is_cancelled(),
             &emit,
         );
-        if !send_held() {
+        if !send_held(FILES_HOLD) {
             return;
         }
         let report = match searched {
             Ok(stats) => {
                 finished.merge(&stats);
-                unsent += 1;
-                if unsent < STATS_BATCH {
+                unsent = true;
+                if reported.elapsed() < STATS_INTERVAL {
                     continue;
                 }
-                unsent = 0;
+                unsent = false;
+                reported = Instant::now();
                 Found::Finished(std::mem::take(&mut finished))
             }
             Err(_) if cancel.is_cancelled() => return,
