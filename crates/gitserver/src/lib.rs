@@ -17,6 +17,7 @@ pub mod http;
 mod local;
 mod metrics;
 mod name;
+mod objects;
 mod secret;
 mod service;
 mod shards;

@@ -147,6 +147,28 @@ async fn scenario(git: &dyn GitService, local: &LocalGitService, work: &std::pat
         oids[0], oids[1]
     );
     assert_eq!(String::from_utf8_lossy(&blobs), expected);
+    // An object the mirror lacks is said to be missing, and the others still come; the same
+    // once the mirror's objects are packed.
+    let absent = format!("{}1", "0".repeat(39));
+    let read = |oids: Vec<String>| async move {
+        let mut blobs = Vec::new();
+        let mut stream = git.read_blobs("team/origin", oids).await.unwrap();
+        while let Some(chunk) = stream.next().await {
+            blobs.extend_from_slice(&chunk.unwrap());
+        }
+        String::from_utf8(blobs).unwrap()
+    };
+    let with_absent = vec![absent.clone(), oids[0].clone()];
+    let expected_with_absent = format!("{absent} missing\n{} blob 8\n# hello\n\n", oids[0]);
+    assert_eq!(read(with_absent.clone()).await, expected_with_absent);
+    let mirror = local.mirror_path("team/origin").unwrap();
+    let packed = std::process::Command::new("git")
+        .args(["-C", &mirror.display().to_string(), "repack", "-adq"])
+        .status()
+        .unwrap();
+    assert!(packed.success());
+    assert_eq!(read(oids.clone()).await, expected);
+    assert_eq!(read(with_absent).await, expected_with_absent);
     assert!(matches!(
         git.read_blobs("team/origin", vec!["HEAD".into()]).await,
         Err(GitError::InvalidArgument(_))
