@@ -1,8 +1,8 @@
 //! Reading blobs straight from a mirror's object database (gitoxide), without a git process.
 //!
 //! An index build reads every file of a repository: through `git cat-file --batch` that cost a
-//! process per repository and a pipe that every byte crossed twice, and git's share of a build's
-//! CPU was about half. The stream keeps `cat-file --batch`'s format, so readers cannot tell.
+//! process per repository and a pipe that every byte crossed twice: over a third of a build's
+//! CPU. The stream keeps `cat-file --batch`'s format, so readers cannot tell.
 
 use bytes::{BufMut, Bytes, BytesMut};
 use gix_object::Find;

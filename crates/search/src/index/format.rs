@@ -825,7 +825,8 @@ impl Shard {
 
     /// Hands the postings of a dictionary entry to `visit` in ascending order of part, as they
     /// are decoded, until it returns false: an intersection with a few parts stops decoding a long
-    /// list once it is past the last of them.
+    /// list once it is past the last of them. `visit` must not read postings itself (the list's
+    /// bytes are in the thread's one buffer meanwhile).
     pub fn visit_postings(
         &self,
         entry: Entry,
