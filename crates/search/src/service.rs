@@ -39,8 +39,9 @@ const FOUND_QUEUE: usize = 32;
 const STATS_INTERVAL: Duration = Duration::from_millis(100);
 /// Files an index worker holds back before sending them to the search.
 const FILES_BATCH: usize = 8;
-/// How long an index worker may hold back a file found in a repository it has finished, so that
-/// the few matches of many repositories reach the search together rather than one wake-up each.
+/// An index worker that finishes a repository sends the files it holds once the first of them
+/// is this old (else they wait for the next repository or a full batch), so that the few matches
+/// of many repositories reach the search together rather than one wake-up each.
 const FILES_HOLD: Duration = Duration::from_millis(2);
 /// How often progress is reported while a search runs.
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
