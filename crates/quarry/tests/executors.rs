@@ -14,23 +14,25 @@ use serde_json::{Value, json};
 
 const SECRET: &str = "the shared secret of the executors in tests";
 
-/// Starts `quarry executor run` against an instance, serving its metrics at `metrics`, with
-/// `env` added to its environment.
+/// Starts `quarry executor run` against an instance, with workspaces and logs under `work`,
+/// serving its metrics at `metrics`, with `env` added to its environment; answers the process and
+/// the path of its log.
 fn start_executor(
     instance: &Instance,
-    workspaces: &std::path::Path,
-    log: &std::path::Path,
+    work: &std::path::Path,
     metrics: &str,
     env: &[(&str, &str)],
-) -> Child {
-    common::executor_command(&instance.url, SECRET, workspaces)
+) -> (Child, std::path::PathBuf) {
+    let log = work.join("executor.log");
+    let executor = common::executor_command(&instance.url, SECRET, &work.join("workspaces"))
         .envs(env.iter().copied())
         .env("EXECUTOR_MAXIMUM_RUNTIME_PER_JOB", "60s")
         .env("SRC_PROF_HTTP", metrics)
         .stdout(std::fs::File::create(log.with_extension("out")).expect("log"))
-        .stderr(std::fs::File::create(log).expect("log"))
+        .stderr(std::fs::File::create(&log).expect("log"))
         .spawn()
-        .expect("start quarry executor run")
+        .expect("start quarry executor run");
+    (executor, log)
 }
 
 /// Serves the repository under `code` with this site configuration; answers the instance and
@@ -197,14 +199,11 @@ async fn an_executor_indexes_a_typescript_repository_and_uploads_the_index() {
             "{name}"
         );
 
-        let workspaces = work.path().join("workspaces");
-        let log = work.path().join("executor.log");
         let metrics_address = format!("127.0.0.1:{}", common::free_port());
         // scip-typescript is installed on this host, not in an image.
-        let mut executor = start_executor(
+        let (mut executor, log) = start_executor(
             &instance,
-            &workspaces,
-            &log,
+            work.path(),
             &metrics_address,
             &[
                 ("EXECUTOR_SANDBOX_ROOTFS", "host"),
@@ -362,7 +361,7 @@ async fn an_executor_indexes_a_typescript_repository_and_uploads_the_index() {
             "{}",
             std::fs::read_to_string(&log).unwrap_or_default()
         );
-        let left: Vec<_> = std::fs::read_dir(&workspaces)
+        let left: Vec<_> = std::fs::read_dir(work.path().join("workspaces"))
             .map(|d| d.flatten().collect())
             .unwrap_or_default();
         assert!(left.is_empty(), "workspaces left behind: {left:?}");
@@ -414,13 +413,10 @@ async fn steps_run_on_their_image_with_the_network_their_queue_allows() {
                 )
                 .await;
         }
-        let workspaces = work.path().join("workspaces");
-        let log = work.path().join("executor.log");
         let cache = work.path().join("images");
-        let mut executor = start_executor(
+        let (mut executor, log) = start_executor(
             &instance,
-            &workspaces,
-            &log,
+            work.path(),
             "",
             &[("EXECUTOR_IMAGE_CACHE_DIR", cache.to_str().expect("path"))],
         );
@@ -484,12 +480,9 @@ async fn a_running_steps_log_is_shown_while_it_runs() {
         instance
             .data(queue, json!({ "repo": repo_id, "config": job.to_string() }))
             .await;
-        let workspaces = work.path().join("workspaces");
-        let log = work.path().join("executor.log");
-        let mut executor = start_executor(
+        let (mut executor, log) = start_executor(
             &instance,
-            &workspaces,
-            &log,
+            work.path(),
             "",
             &[("EXECUTOR_SANDBOX_ROOTFS", "host")],
         );

@@ -507,10 +507,15 @@ fn open_for_reading(path: &Path) -> io::Result<File> {
         .or_else(|_| File::open(path))
 }
 
+/// Fills `buf` from the shard file at `offset`; a file shorter than its metadata says is damaged.
+fn read_exact(file: &File, buf: &mut [u8], offset: u64) -> Result<(), IndexError> {
+    file.read_exact_at(buf, offset)
+        .map_err(|e| IndexError::Corrupt(format!("short read at {offset}: {e}")))
+}
+
 fn read_at(file: &File, offset: u64, len: usize) -> Result<Vec<u8>, IndexError> {
     let mut buf = vec![0u8; len];
-    file.read_exact_at(&mut buf, offset)
-        .map_err(|e| IndexError::Corrupt(format!("short read at {offset}: {e}")))?;
+    read_exact(file, &mut buf, offset)?;
     Ok(buf)
 }
 
@@ -843,9 +848,7 @@ impl Shard {
         }
         POSTINGS_READ.with_borrow_mut(|bytes| {
             bytes.resize((end - start) as usize, 0);
-            self.file
-                .read_exact_at(bytes, start)
-                .map_err(|e| IndexError::Corrupt(format!("short read at {start}: {e}")))?;
+            read_exact(&self.file, bytes, start)?;
             let decoded = self.decode_postings(i, bytes, visit);
             if bytes.capacity() > KEPT_READ_BUFFER {
                 *bytes = Vec::new();
@@ -952,10 +955,11 @@ impl<'a> Texts<'a> {
         if self.text.len() < length {
             self.text.resize(length, 0);
         }
-        self.shard
-            .file
-            .read_exact_at(&mut self.compressed[..compressed], info.offset)
-            .map_err(|e| IndexError::Corrupt(format!("short read at {}: {e}", info.offset)))?;
+        read_exact(
+            &self.shard.file,
+            &mut self.compressed[..compressed],
+            info.offset,
+        )?;
         let corrupt = |what: String| IndexError::Corrupt(format!("block {block}: {what}"));
         let written = lz4_flex::block::decompress_into(
             &self.compressed[..compressed],
