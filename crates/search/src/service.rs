@@ -110,6 +110,9 @@ pub struct Searcher {
     /// Searches go to these index servers instead (a frontend in front of several).
     remote: Option<Arc<Vec<RemoteShard>>>,
     permits: Arc<Semaphore>,
+    /// Threads a search of the indexes uses: one per core (asking the system each time costs
+    /// several reads of control-group files).
+    workers: usize,
     max_file_size: u64,
     repos: Arc<RepoCache>,
 }
@@ -179,6 +182,7 @@ impl Searcher {
             owned: None,
             remote: None,
             permits: Arc::new(Semaphore::new(cores * 2)),
+            workers: cores,
             max_file_size: DEFAULT_MAX_FILE_SIZE,
             repos: Arc::new(RepoCache::default()),
         }
@@ -296,7 +300,7 @@ impl Searcher {
                 select: plan.select,
                 context_lines: options.context_lines,
             });
-            let candidates = repos.iter().filter(|r| {
+            let candidates = repos.iter().enumerate().filter(|(_, r)| {
                 !hidden.contains(&r.id)
                     && self.owned.as_ref().is_none_or(|o| o.owns(&r.name))
                     && basic.scopes.repo_matches(&r.name)
@@ -319,7 +323,7 @@ impl Searcher {
                 _ => None,
             };
             let mut indexed = Vec::new();
-            for repo in candidates {
+            for (listed, repo) in candidates {
                 if repo_search {
                     results.repo_name_match(repo, basic);
                     continue;
@@ -333,13 +337,7 @@ impl Searcher {
                     .zip(repo.head_commit.as_ref())
                     .and_then(|(c, head)| c.get(repo.id).filter(|index| &index.commit == head));
                 if let Some(index) = current {
-                    let target = Target {
-                        repo_id: repo.id,
-                        repo: repo.name.clone(),
-                        commit: index.commit.clone(),
-                        branch: None,
-                    };
-                    indexed.push((target, index));
+                    indexed.push((listed, index));
                     continue;
                 }
                 let revisions: Vec<Option<String>> = if basic.scopes.revisions.is_empty() {
@@ -358,7 +356,8 @@ impl Searcher {
                 }
             }
             if !indexed.is_empty() {
-                self.scan_indexes(indexed, scan.clone(), &cancel, &found_tx);
+                let work = IndexWork::new(repos.clone(), indexed);
+                self.scan_indexes(work, scan.clone(), &cancel, &found_tx);
             }
         }
         drop(found_tx);
@@ -467,21 +466,20 @@ impl Searcher {
         let _ = found.send(report).await;
     }
 
-    /// Searches current indexes on a few blocking threads that take repositories in turn, so a
-    /// query over many small repositories costs one thread hand-off per thread rather than one
-    /// per repository. Each repository is searched under a permit, so concurrent searches still
-    /// take turns.
+    /// Searches current indexes on a few blocking threads that take shards in turn, so a query
+    /// over many small repositories costs one thread hand-off per thread rather than one per
+    /// repository, and a large repository's shards are spread over the threads too. Each shard
+    /// is searched under a permit, so concurrent searches still take turns.
     fn scan_indexes(
         &self,
-        work: Vec<(Target, Arc<index::RepoIndex>)>,
+        work: IndexWork,
         scan: Arc<Scan>,
         cancel: &CancellationToken,
         found: &mpsc::Sender<Found>,
     ) {
         let work = Arc::new(work);
         let cursor = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        for _ in 0..cores.min(work.len()) {
+        for _ in 0..self.workers.min(work.shards.len()) {
             let (work, cursor, scan) = (work.clone(), cursor.clone(), scan.clone());
             let (cancel, found, permits) = (cancel.clone(), found.clone(), self.permits.clone());
             let runtime = tokio::runtime::Handle::current();
@@ -501,6 +499,31 @@ impl Searcher {
     }
 }
 
+/// The current indexes a basic query searches, shard by shard.
+struct IndexWork {
+    /// The repository listing the indexes' repositories are in.
+    repos: Arc<Vec<Repo>>,
+    /// Per repository searched: its place in `repos`, and its index.
+    indexes: Vec<(usize, Arc<index::RepoIndex>)>,
+    /// Every shard to search: its index in `indexes`, and its number there.
+    shards: Vec<(usize, usize)>,
+}
+
+impl IndexWork {
+    fn new(repos: Arc<Vec<Repo>>, indexes: Vec<(usize, Arc<index::RepoIndex>)>) -> Self {
+        let shards = indexes
+            .iter()
+            .enumerate()
+            .flat_map(|(i, (_, index))| (0..index.shards.len()).map(move |shard| (i, shard)))
+            .collect();
+        IndexWork {
+            repos,
+            indexes,
+            shards,
+        }
+    }
+}
+
 /// Files an index worker has found and not yet sent to the search.
 #[derive(Default)]
 struct HeldFiles {
@@ -510,9 +533,9 @@ struct HeldFiles {
     sent_any: bool,
 }
 
-/// Takes repositories from `work` in turn and searches each one's index.
+/// Takes shards from `work` in turn and searches each one.
 fn search_indexes(
-    work: &[(Target, Arc<index::RepoIndex>)],
+    work: &IndexWork,
     cursor: &std::sync::atomic::AtomicUsize,
     scan: &Scan,
     cancel: &CancellationToken,
@@ -547,7 +570,7 @@ fn search_indexes(
             return;
         };
         let next = cursor.fetch_add(1, Ordering::Relaxed);
-        let Some((target, repo_index)) = work.get(next) else {
+        let Some(&(indexed, shard)) = work.shards.get(next) else {
             if send_held(Duration::ZERO) && unsent {
                 let _ = found.blocking_send(Found::Finished(finished));
             }
@@ -556,8 +579,20 @@ fn search_indexes(
         if cancel.is_cancelled() {
             return;
         }
+        let (listed, repo_index) = &work.indexes[indexed];
+        let repo = &work.repos[*listed];
+        // Most shards find nothing: their repository's names are copied only for a match.
+        let target = std::sync::OnceLock::new();
+        let target = || {
+            target.get_or_init(|| Target {
+                repo_id: repo.id,
+                repo: repo.name.clone(),
+                commit: repo_index.commit.clone(),
+                branch: None,
+            })
+        };
         let emit = |file, text: &[u8]| {
-            let prepared = prepare(target, file, text, scan.select, scan.context_lines);
+            let prepared = prepare(target(), file, text, scan.select, scan.context_lines);
             let full = {
                 let mut held = held.lock().unwrap_or_else(|e| e.into_inner());
                 held.files.push(prepared);
@@ -568,6 +603,7 @@ fn search_indexes(
         };
         let searched = index::search(
             repo_index,
+            shard,
             &scan.query,
             &scan.candidates,
             scan.context_lines > 0,
@@ -591,7 +627,7 @@ fn search_indexes(
             Err(_) if cancel.is_cancelled() => return,
             Err(e) => Found::Problem {
                 reason: "repository-missing",
-                message: format!("{}: {e}", target.repo),
+                message: format!("{}: {e}", repo.name),
             },
         };
         if found.blocking_send(report).is_err() {

@@ -17,18 +17,22 @@ fn found_paths(catalog: &IndexCatalog, query: &str) -> Vec<String> {
     let index = catalog.get(1).expect("an index");
     let plan = plan(query, PatternType::Keyword).unwrap();
     let paths = std::sync::Mutex::new(Vec::new());
-    search(
-        &index,
-        &plan.basics[0],
-        &CandidatePlan::new(plan.basics[0].pattern.as_ref(), plan.case_sensitive),
-        false,
-        &|| false,
-        &|m, _| {
-            paths.lock().unwrap().push(m.path);
-            true
-        },
-    )
-    .unwrap();
+    let candidates = CandidatePlan::new(plan.basics[0].pattern.as_ref(), plan.case_sensitive);
+    for shard in 0..index.shards.len() {
+        search(
+            &index,
+            shard,
+            &plan.basics[0],
+            &candidates,
+            false,
+            &|| false,
+            &|m, _| {
+                paths.lock().unwrap().push(m.path);
+                true
+            },
+        )
+        .unwrap();
+    }
     let mut paths = paths.into_inner().unwrap();
     paths.sort();
     paths

@@ -11,40 +11,24 @@ use crate::archive::ScanStats;
 use crate::matcher::{FileMatch, match_file};
 use crate::query::{BasicQuery, Expr};
 
-/// Searches every live document of the index that may match, its shards in parallel (a large
-/// repository is several shards, so it is not one thread's work). Stops early when `on_match`
+/// Searches the live documents of one of the index's shards that may match (a large repository
+/// is several shards, so that callers can spread it over threads). Stops early when `on_match`
 /// returns false or `stop` says so. `on_match` gets the file's whole text when `whole_texts`
 /// asks for it (for context lines); otherwise a large file's text may be left out (empty).
 pub fn search(
     index: &RepoIndex,
+    shard: usize,
     query: &BasicQuery,
     plan: &CandidatePlan,
     whole_texts: bool,
     stop: &(dyn Fn() -> bool + Sync),
     on_match: &(dyn Fn(FileMatch, &[u8]) -> bool + Sync),
 ) -> Result<ScanStats, IndexError> {
-    if let [(shard, tombstones)] = index.shards.as_slice() {
-        return search_shard(shard, tombstones, query, plan, whole_texts, stop, on_match);
-    }
-    std::thread::scope(|scope| {
-        let running: Vec<_> = index
-            .shards
-            .iter()
-            .map(|(shard, tombstones)| {
-                scope.spawn(move || {
-                    search_shard(shard, tombstones, query, plan, whole_texts, stop, on_match)
-                })
-            })
-            .collect();
-        let mut stats = ScanStats::default();
-        for handle in running {
-            let shard_stats = handle
-                .join()
-                .map_err(|_| IndexError::Io("a shard search stopped unexpectedly".into()))??;
-            stats.merge(&shard_stats);
-        }
-        Ok(stats)
-    })
+    let (shard, tombstones) = index
+        .shards
+        .get(shard)
+        .ok_or_else(|| IndexError::Io(format!("no shard {shard} in the index")))?;
+    search_shard(shard, tombstones, query, plan, whole_texts, stop, on_match)
 }
 
 fn search_shard(
