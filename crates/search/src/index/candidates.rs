@@ -461,10 +461,18 @@ enum Node {
         /// `None` for a pattern that matches paths only.
         content: Option<Lookup>,
         /// The pattern, where it may match a path.
-        path: Option<regex::bytes::Regex>,
+        path: Option<PathPattern>,
     },
     And(Vec<Node>),
     Or(Vec<Node>),
+}
+
+/// A pattern where it may match a path.
+#[derive(Debug)]
+struct PathPattern {
+    regex: regex::bytes::Regex,
+    /// Trigrams every path it matches holds, folded (none when unknown).
+    trigrams: Vec<Trigram>,
 }
 
 impl CandidatePlan {
@@ -501,7 +509,15 @@ impl Node {
                         Some(Lookup::new(&required, case_sensitive && !folded_case))
                     }
                 },
-                path: (atom.scope != Scope::Content).then(|| atom.regex.clone()),
+                path: (atom.scope != Scope::Content).then(|| PathPattern {
+                    regex: atom.regex.clone(),
+                    // A literal's (folded) trigrams, which a path it matches must hold.
+                    trigrams: if atom.literal {
+                        of_literal(atom.text.as_bytes(), false)
+                    } else {
+                        Vec::new()
+                    },
+                }),
             },
             Expr::And(children) => Node::And(all(children)),
             Expr::Or(children) => Node::Or(all(children)),
@@ -518,7 +534,9 @@ impl Node {
                     None => PartSet::Some(Vec::new()),
                 };
                 match path {
-                    Some(regex) if content != PartSet::All => {
+                    Some(PathPattern { regex, trigrams })
+                        if content != PartSet::All && shard.paths_may_have(trigrams) =>
+                    {
                         let first_parts = shard
                             .docs_with_matching_path(regex)
                             .into_iter()
@@ -675,6 +693,37 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn paths_are_matched_only_in_shards_whose_paths_may_hold_the_literal() {
+        use crate::index::format::ShardBuilder;
+        use crate::query::{PatternType, plan};
+        let dir = tempfile::tempdir().unwrap();
+        let mut builder = ShardBuilder::default();
+        for (i, path) in ["src/Config_Loader.rs", "src/main.rs"].iter().enumerate() {
+            builder
+                .add(path.to_string(), format!("{i:040}"), 3, 0, b"x\n")
+                .unwrap();
+        }
+        let path = dir.path().join("0.qix");
+        builder.write(&path).unwrap();
+        let shard = Shard::open(&path).unwrap();
+        let candidates = |query: &str| {
+            let plan = plan(query, PatternType::Keyword).unwrap();
+            CandidatePlan::new(plan.basics[0].pattern.as_ref(), plan.case_sensitive)
+                .candidates(&shard)
+                .unwrap()
+        };
+        // Found by its path alone, in any case; the content holds neither literal.
+        assert_eq!(candidates("config_loader"), PartSet::Some(vec![0]));
+        assert_eq!(candidates("main.rs"), PartSet::Some(vec![1]));
+        assert_eq!(candidates("case:yes Config_Loader"), PartSet::Some(vec![0]));
+        // Case is left to the path pattern itself.
+        assert_eq!(candidates("case:yes config_loader"), PartSet::Some(vec![]));
+        assert!(!shard.paths_may_have(&of_literal(b"zzqq", false)));
+        assert!(shard.paths_may_have(&of_literal(b"LOADER", false)));
+        assert_eq!(candidates("zzqq"), PartSet::Some(vec![]));
     }
 
     #[test]

@@ -33,7 +33,7 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use super::IndexError;
-use super::trigram::{ANY_CASE, Masks, Trigram, TrigramSet, has_letter};
+use super::trigram::{ANY_CASE, Masks, Trigram, TrigramSet, has_letter, pack};
 
 /// Version 2 added the position byte of each posting; version 3 the parts of large documents,
 /// the follower byte of each posting and a dictionary of varints; version 4 the cases of each
@@ -384,20 +384,28 @@ fn part_end(text: &[u8], start: usize) -> usize {
     }
 }
 
-/// Bits of a shard's presence map.
+/// Bits of a shard's presence map of its texts' trigrams.
 const PRESENCE_BITS: usize = 1 << 16;
+/// Bits of a shard's presence map of its paths' trigrams (a few thousand paths at most).
+const PATH_PRESENCE_BITS: usize = 1 << 12;
 
-fn presence_bit(trigram: Trigram) -> usize {
-    (trigram.wrapping_mul(0x9E37_79B1) >> 16) as usize % PRESENCE_BITS
+fn presence_bit(trigram: Trigram, bits: usize) -> usize {
+    (trigram.wrapping_mul(0x9E37_79B1) >> 16) as usize % bits
 }
 
-fn presence_bits(trigrams: &[Trigram]) -> Vec<u64> {
-    let mut bits = vec![0u64; PRESENCE_BITS / 64];
-    for &trigram in trigrams {
-        let bit = presence_bit(trigram);
-        bits[bit / 64] |= 1 << (bit % 64);
+/// A presence map of `bits` bits with the bit of each trigram set.
+fn presence_bits(trigrams: impl IntoIterator<Item = Trigram>, bits: usize) -> Vec<u64> {
+    let mut map = vec![0u64; bits / 64];
+    for trigram in trigrams {
+        let bit = presence_bit(trigram, bits);
+        map[bit / 64] |= 1 << (bit % 64);
     }
-    bits
+    map
+}
+
+fn map_has(map: &[u64], trigram: Trigram) -> bool {
+    let bit = presence_bit(trigram, map.len() * 64);
+    map[bit / 64] & (1 << (bit % 64)) != 0
 }
 
 /// The bucket table of a sorted dictionary: about one bucket per eight trigrams, at most 65,536
@@ -453,6 +461,9 @@ pub struct Shard {
     /// A bit per hashed trigram, set for those the shard has: most absent trigrams are told
     /// apart with one memory access instead of a binary search's dozen or more.
     present: Vec<u64>,
+    /// The same for the (folded) trigrams of the documents' paths: most literals are in no path
+    /// of a shard, which then needs no pass of a path pattern over its paths.
+    paths_present: Vec<u64>,
     /// Where each run of trigrams sharing their top `bucket_bits` bits starts in `dictionary`, so
     /// a lookup binary-searches a few neighbouring entries instead of the whole dictionary
     /// (each probe of which missed the cache).
@@ -698,7 +709,15 @@ impl Shard {
             paths.push_str(&doc.path);
             paths.push('\n');
         }
-        let present = presence_bits(&trigrams);
+        let present = presence_bits(trigrams.iter().copied(), PRESENCE_BITS);
+        let paths_present = presence_bits(
+            paths
+                .as_bytes()
+                .windows(3)
+                .filter(|w| !w.contains(&b'\n'))
+                .map(|w| pack(w[0], w[1], w[2])),
+            PATH_PRESENCE_BITS,
+        );
         let (buckets, bucket_bits) = buckets_of(&trigrams);
         let not_indexed = (0..docs.len() as u32)
             .filter(|&doc| docs[doc as usize].flags != 0)
@@ -713,6 +732,7 @@ impl Shard {
             blocks,
             dictionary: dictionary_entries,
             present,
+            paths_present,
             buckets,
             bucket_bits,
             postings_off,
@@ -755,8 +775,12 @@ impl Shard {
 
     /// Whether the shard may have a trigram: `false` is certain, and costs one memory access.
     pub fn may_have(&self, trigram: Trigram) -> bool {
-        let bit = presence_bit(trigram);
-        self.present[bit / 64] & (1 << (bit % 64)) != 0
+        map_has(&self.present, trigram)
+    }
+
+    /// Whether some document's path may hold all of these (folded) trigrams: `false` is certain.
+    pub fn paths_may_have(&self, trigrams: &[Trigram]) -> bool {
+        trigrams.iter().all(|&t| map_has(&self.paths_present, t))
     }
 
     /// A trigram's entry in the dictionary, if the shard has it: how many parts hold it, and where
