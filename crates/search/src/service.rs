@@ -356,7 +356,16 @@ impl Searcher {
                 }
             }
             if !indexed.is_empty() {
-                let work = IndexWork::new(repos.clone(), indexed);
+                let shards = indexed
+                    .into_iter()
+                    .flat_map(|(listed, index)| {
+                        (0..index.shards.len()).map(move |shard| (listed, index.clone(), shard))
+                    })
+                    .collect();
+                let work = IndexWork {
+                    repos: repos.clone(),
+                    shards,
+                };
                 self.scan_indexes(work, scan.clone(), &cancel, &found_tx);
             }
         }
@@ -503,25 +512,9 @@ impl Searcher {
 struct IndexWork {
     /// The repository listing the indexes' repositories are in.
     repos: Arc<Vec<Repo>>,
-    /// Per repository searched: its place in `repos`, and its index.
-    indexes: Vec<(usize, Arc<index::RepoIndex>)>,
-    /// Every shard to search: its index in `indexes`, and its number there.
-    shards: Vec<(usize, usize)>,
-}
-
-impl IndexWork {
-    fn new(repos: Arc<Vec<Repo>>, indexes: Vec<(usize, Arc<index::RepoIndex>)>) -> Self {
-        let shards = indexes
-            .iter()
-            .enumerate()
-            .flat_map(|(i, (_, index))| (0..index.shards.len()).map(move |shard| (i, shard)))
-            .collect();
-        IndexWork {
-            repos,
-            indexes,
-            shards,
-        }
-    }
+    /// Every shard to search: its repository's place in `repos`, the repository's index, and
+    /// the shard's number in it.
+    shards: Vec<(usize, Arc<index::RepoIndex>, usize)>,
 }
 
 /// Files an index worker has found and not yet sent to the search.
@@ -570,7 +563,7 @@ fn search_indexes(
             return;
         };
         let next = cursor.fetch_add(1, Ordering::Relaxed);
-        let Some(&(indexed, shard)) = work.shards.get(next) else {
+        let Some((listed, repo_index, shard)) = work.shards.get(next) else {
             if send_held(Duration::ZERO) && unsent {
                 let _ = found.blocking_send(Found::Finished(finished));
             }
@@ -579,8 +572,8 @@ fn search_indexes(
         if cancel.is_cancelled() {
             return;
         }
-        let (listed, repo_index) = &work.indexes[indexed];
         let repo = &work.repos[*listed];
+        let (shard, tombstones) = &repo_index.shards[*shard];
         // Most shards find nothing: their repository's names are copied only for a match.
         let target = std::sync::OnceLock::new();
         let target = || {
@@ -602,8 +595,8 @@ fn search_indexes(
             !full || send_held(Duration::ZERO)
         };
         let searched = index::search(
-            repo_index,
             shard,
+            tombstones,
             &scan.query,
             &scan.candidates,
             scan.context_lines > 0,

@@ -18,10 +18,10 @@ fn found_paths(catalog: &IndexCatalog, query: &str) -> Vec<String> {
     let plan = plan(query, PatternType::Keyword).unwrap();
     let paths = std::sync::Mutex::new(Vec::new());
     let candidates = CandidatePlan::new(plan.basics[0].pattern.as_ref(), plan.case_sensitive);
-    for shard in 0..index.shards.len() {
+    for (shard, tombstones) in &index.shards {
         search(
-            &index,
             shard,
+            tombstones,
             &plan.basics[0],
             &candidates,
             false,

@@ -389,8 +389,10 @@ const PRESENCE_BITS: usize = 1 << 16;
 /// Bits of a shard's presence map of its paths' trigrams (a few thousand paths at most).
 const PATH_PRESENCE_BITS: usize = 1 << 12;
 
+/// A trigram's bit in a presence map of `bits` bits, a power of two (a mask, not a division,
+/// on the path of every lookup).
 fn presence_bit(trigram: Trigram, bits: usize) -> usize {
-    (trigram.wrapping_mul(0x9E37_79B1) >> 16) as usize % bits
+    (trigram.wrapping_mul(0x9E37_79B1) >> 16) as usize & (bits - 1)
 }
 
 /// A presence map of `bits` bits with the bit of each trigram set.

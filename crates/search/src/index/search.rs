@@ -6,32 +6,16 @@ use super::candidates::{CandidatePlan, PartSet, per_part, whole_docs};
 use std::collections::HashSet;
 
 use super::format::{Shard, Texts};
-use super::repo::RepoIndex;
 use crate::archive::ScanStats;
 use crate::matcher::{FileMatch, match_file};
 use crate::query::{BasicQuery, Expr};
 
-/// Searches the live documents of one of the index's shards that may match (a large repository
-/// is several shards, so that callers can spread it over threads). Stops early when `on_match`
-/// returns false or `stop` says so. `on_match` gets the file's whole text when `whole_texts`
-/// asks for it (for context lines); otherwise a large file's text may be left out (empty).
+/// Searches the live documents of one shard of a repository's index (those not in its
+/// `tombstones`) that may match; a large repository is several shards, so that callers can
+/// spread it over threads. Stops early when `on_match` returns false or `stop` says so.
+/// `on_match` gets the file's whole text when `whole_texts` asks for it (for context lines);
+/// otherwise a large file's text may be left out (empty).
 pub fn search(
-    index: &RepoIndex,
-    shard: usize,
-    query: &BasicQuery,
-    plan: &CandidatePlan,
-    whole_texts: bool,
-    stop: &(dyn Fn() -> bool + Sync),
-    on_match: &(dyn Fn(FileMatch, &[u8]) -> bool + Sync),
-) -> Result<ScanStats, IndexError> {
-    let (shard, tombstones) = index
-        .shards
-        .get(shard)
-        .ok_or_else(|| IndexError::Io(format!("no shard {shard} in the index")))?;
-    search_shard(shard, tombstones, query, plan, whole_texts, stop, on_match)
-}
-
-fn search_shard(
     shard: &Shard,
     tombstones: &HashSet<u32>,
     query: &BasicQuery,
