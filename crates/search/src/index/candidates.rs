@@ -344,39 +344,46 @@ impl LiteralLookup {
 
     fn find(&self, shard: &Shard) -> Result<PartSet, IndexError> {
         // A trigram the shard lacks settles it without reading anything: the presence bits of
-        // the trigrams likeliest to be missing are checked first, then the dictionary is searched
-        // for all of them at once; the shortest lists are read first, and reading stops once no
-        // part is left.
-        let Some(entries) = shard.entries(&self.trigrams) else {
+        // all the trigrams are checked first. Then the dictionary is searched in rounds, the
+        // likeliest missing first (4, then 8, 16, ...), each round's lists read shortest first:
+        // most shards are ruled out by a few lists, and a long literal's other trigrams then
+        // cost them no dictionary search. Reading stops once no part is left.
+        if !self.trigrams.iter().all(|&t| shard.may_have(t)) {
             return Ok(PartSet::Some(Vec::new()));
-        };
-        let mut counted: Vec<(Entry, usize)> = entries.into_iter().zip(0..).collect();
-        counted.sort_unstable_by_key(|&(entry, i)| (entry.count, i));
+        }
         // Each part keeps the starts (mod 8) at which the literal could be, as far as the
         // trigrams read so far say; one with none left cannot hold it.
         let mut parts: Option<Vec<(u32, u8)>> = None;
-        for (entry, i) in counted {
-            let at = &self.occurrences[i];
-            let starts = |masks: Masks| allowed_starts(masks, at);
-            let next = match &parts {
-                None => {
-                    let mut first = Vec::with_capacity(entry.count as usize);
-                    shard.visit_postings(entry, |posting| {
-                        let possible = starts(posting.masks);
-                        if possible != 0 {
-                            first.push((posting.part, possible));
-                        }
-                        true
-                    })?;
-                    first
-                }
-                Some(parts) => intersect_starts(shard, entry, parts, starts)?,
+        let mut round = 0..FIRST_ROUND.min(self.trigrams.len());
+        while !round.is_empty() {
+            let Some(entries) = shard.entries(&self.trigrams[round.clone()]) else {
+                return Ok(PartSet::Some(Vec::new()));
             };
-            let empty = next.is_empty();
-            parts = Some(next);
-            if empty {
-                break;
+            let mut counted: Vec<(Entry, usize)> = entries.into_iter().zip(round.clone()).collect();
+            counted.sort_unstable_by_key(|&(entry, i)| (entry.count, i));
+            for (entry, i) in counted {
+                let at = &self.occurrences[i];
+                let starts = |masks: Masks| allowed_starts(masks, at);
+                let next = match &parts {
+                    None => {
+                        let mut first = Vec::with_capacity(entry.count as usize);
+                        shard.visit_postings(entry, |posting| {
+                            let possible = starts(posting.masks);
+                            if possible != 0 {
+                                first.push((posting.part, possible));
+                            }
+                            true
+                        })?;
+                        first
+                    }
+                    Some(parts) => intersect_starts(shard, entry, parts, starts)?,
+                };
+                if next.is_empty() {
+                    return Ok(PartSet::Some(Vec::new()));
+                }
+                parts = Some(next);
             }
+            round = round.end..(round.end + round.len() * 2).min(self.trigrams.len());
         }
         Ok(PartSet::Some(
             parts
@@ -387,6 +394,9 @@ impl LiteralLookup {
         ))
     }
 }
+
+/// How many of a literal's trigrams a shard's dictionary is first searched for.
+const FIRST_ROUND: usize = 4;
 
 /// What a pattern requires, as index lookups.
 #[derive(Debug)]

@@ -793,11 +793,9 @@ impl Shard {
 
     /// The entries of several trigrams, or `None` when the shard lacks one of them. The
     /// dictionary searches go in step, one probe of each per round, so that their cache misses
-    /// overlap instead of following one another.
+    /// overlap instead of following one another. (Callers check [`Shard::may_have`] first, which
+    /// rules most trigrams out for less.)
     pub fn entries(&self, trigrams: &[Trigram]) -> Option<Vec<Entry>> {
-        if !trigrams.iter().all(|&t| self.may_have(t)) {
-            return None;
-        }
         // Per trigram, the range of the dictionary it may be in: (start, length).
         let mut ranges: Vec<(usize, usize)> = trigrams
             .iter()
