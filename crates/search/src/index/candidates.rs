@@ -345,20 +345,30 @@ impl LiteralLookup {
     fn find(&self, shard: &Shard) -> Result<PartSet, IndexError> {
         // A trigram the shard lacks settles it without reading anything: the presence bits of
         // all the trigrams are checked first. Then the dictionary is searched in rounds, the
-        // likeliest missing first (4, then 8, 16, ...), each round's lists read shortest first:
-        // most shards are ruled out by a few lists, and a long literal's other trigrams then
-        // cost them no dictionary search. Reading stops once no part is left.
+        // likeliest missing first (4, then 8, 16, ...); the unions of the round's entries may
+        // rule the shard out, else its lists are read shortest first: most shards are ruled out
+        // by a few lists, and a long literal's other trigrams then cost them no dictionary
+        // search. Reading stops once no part is left.
         if !self.trigrams.iter().all(|&t| shard.may_have(t)) {
             return Ok(PartSet::Some(Vec::new()));
         }
         // Each part keeps the starts (mod 8) at which the literal could be, as far as the
         // trigrams read so far say; one with none left cannot hold it.
         let mut parts: Option<Vec<(u32, u8)>> = None;
+        // The starts the dictionary's unions of masks allow, as far as the trigrams looked up
+        // so far say: none left rules the shard out before any list is read.
+        let mut allowed_by_unions = 0xff;
         let mut round = 0..FIRST_ROUND.min(self.trigrams.len());
         while !round.is_empty() {
             let Some(entries) = shard.entries(&self.trigrams[round.clone()]) else {
                 return Ok(PartSet::Some(Vec::new()));
             };
+            for (entry, i) in entries.iter().zip(round.clone()) {
+                allowed_by_unions &= allowed_starts(entry.union, &self.occurrences[i]);
+            }
+            if allowed_by_unions == 0 {
+                return Ok(PartSet::Some(Vec::new()));
+            }
             let mut counted: Vec<(Entry, usize)> = entries.into_iter().zip(round.clone()).collect();
             counted.sort_unstable_by_key(|&(entry, i)| (entry.count, i));
             for (entry, i) in counted {

@@ -11,7 +11,7 @@
 //! corner of an 8 MB amalgamation reads that corner, not the file. Lines never straddle parts, so
 //! a line's match is always found within one part.
 //!
-//! Layout (version 4, little endian):
+//! Layout (version 5, little endian):
 //!
 //! | part | contents |
 //! |---|---|
@@ -19,7 +19,7 @@
 //! | content | LZ4 blocks of concatenated document texts (about 32 KB each before compression) |
 //! | block table | per block: file offset `u64`, compressed length `u32`, text length `u32`, CRC-32 of the text `u32` |
 //! | documents | per document, varints: path length and bytes, object id length and bytes, size, flags, part count; then per part: block, offset in block, length, number of its first line |
-//! | dictionary | per trigram, ascending, varints: the trigram less the one before, its part count, the byte length of its postings |
+//! | dictionary | per trigram, ascending: varints of the trigram less the one before, its part count shifted left by two with the union of its postings' cases in the low bits, and the byte length of its postings; then the unions of its postings' start masks and follower masks, a byte each (since version 5: a literal whose trigrams the unions rule out is ruled out of the whole shard from the dictionary alone, which readers hold in memory) |
 //! | postings | per trigram, per part (parts are numbered across documents, in order): the delta-coded part number as a varint, shifted left by two for a trigram with an ASCII letter to carry its [cases](super::trigram::Masks::cases) in the low bits; a byte whose bit `p % 8` is set when the trigram starts at some column `p` of a line of the part (a literal's trigrams must then agree on a start; columns rather than offsets in the part since version 4, which makes the masks of code's keywords sparse, as they sit at few columns: a reader needs no change, as only the differences between a literal's offsets are checked); a byte with the [follower bit](super::trigram::follower_bit) of each byte that follows the trigram in the part (a literal's next byte must be among them) |
 //! | footer | offsets of block table, documents, dictionary, postings and end `u64` each; block, document and dictionary counts `u32` each; CRC-32 of block table + documents + dictionary `u32`; `QIDXFOOT` |
 //!
@@ -37,14 +37,22 @@ use super::trigram::{ANY_CASE, Masks, Trigram, TrigramSet, has_letter, pack};
 
 /// Version 2 added the position byte of each posting; version 3 the parts of large documents,
 /// the follower byte of each posting and a dictionary of varints; version 4 the cases of each
-/// posting. Older versions are still read (versions 1 and 2: a document is one part; version 1
-/// postings allow any start, versions before 3 any follower, before 4 any case).
-pub const FORMAT_VERSION: u32 = 4;
+/// posting; version 5 the unions of each trigram's masks in the dictionary. Older versions are
+/// still read (versions 1 and 2: a document is one part; version 1 postings allow any start,
+/// versions before 3 any follower, before 4 any case; before 5 a trigram's union allows
+/// anything).
+pub const FORMAT_VERSION: u32 = 5;
 const HEADER_MAGIC: &[u8; 8] = b"QUARRYIX";
 const FOOTER_MAGIC: &[u8; 8] = b"QIDXFOOT";
 const HEADER_LEN: u64 = 16;
 const FOOTER_LEN: usize = 5 * 8 + 4 * 4 + 8;
 const BLOCK_ENTRY: usize = 20;
+/// What is known of a trigram's postings when nothing is said of them.
+const ALLOWS_ANYTHING: Masks = Masks {
+    starts: 0xff,
+    followers: 0xff,
+    cases: ANY_CASE,
+};
 /// A version 1 or 2 dictionary entry: trigram `u32`, document count `u32`, postings offset `u64`.
 const OLD_DICT_ENTRY: usize = 16;
 /// Postings name parts in 22 bits while a shard is built (see [`ShardBuilder::is_full`]): 4M parts
@@ -71,13 +79,45 @@ pub struct Posting {
     pub masks: Masks,
 }
 
-/// A trigram of a shard's dictionary: how many parts hold it, and where its postings start (from
-/// the postings section's start).
+/// A trigram of a shard's dictionary: how many parts hold it, what its postings' masks allow
+/// together, and where its postings start (from the postings section's start). Packed into 12
+/// bytes, as every shard's dictionary is held in memory.
 #[derive(Debug, Clone, Copy)]
 struct DictEntry {
-    trigram: Trigram,
-    count: u32,
+    /// The trigram in the low 24 bits, the union of its postings' start masks in the high 8.
+    trigram_starts: u32,
+    /// The part count in the low 22 bits (see [`MAX_PARTS`]), the union of the postings'
+    /// followers in the next 8, and of their cases in the top 2.
+    count_masks: u32,
     offset: u32,
+}
+
+impl DictEntry {
+    fn new(trigram: Trigram, count: u32, union: Masks, offset: u32) -> DictEntry {
+        DictEntry {
+            trigram_starts: trigram | u32::from(union.starts) << 24,
+            count_masks: count
+                | u32::from(union.followers) << 22
+                | u32::from(union.cases & ANY_CASE) << 30,
+            offset,
+        }
+    }
+
+    fn trigram(&self) -> Trigram {
+        self.trigram_starts & 0x00ff_ffff
+    }
+
+    fn count(&self) -> u32 {
+        self.count_masks & (MAX_PARTS as u32 - 1)
+    }
+
+    fn union(&self) -> Masks {
+        Masks {
+            starts: (self.trigram_starts >> 24) as u8,
+            followers: (self.count_masks >> 22) as u8,
+            cases: (self.count_masks >> 30) as u8,
+        }
+    }
 }
 
 /// A trigram's entry in a shard's dictionary.
@@ -86,6 +126,9 @@ pub struct Entry {
     index: usize,
     /// How many parts hold the trigram.
     pub count: u32,
+    /// The union of its postings' masks: what the shard as a whole allows a literal with this
+    /// trigram, known without reading the postings.
+    pub union: Masks,
 }
 
 /// A document of a shard.
@@ -301,6 +344,7 @@ impl ShardBuilder {
             let start = postings.len();
             let mut previous = 0u32;
             let mut count = 0u64;
+            let (mut starts, mut followers, mut cases) = (0u8, 0u8, 0u64);
             let with_cases = has_letter(trigram);
             while i < self.pairs.len() && (self.pairs[i] >> 40) as u32 == trigram {
                 let part = ((self.pairs[i] >> 18) & 0x3f_ffff) as u32;
@@ -315,13 +359,17 @@ impl ShardBuilder {
                 );
                 postings.push(self.pairs[i] as u8);
                 postings.push((self.pairs[i] >> 8) as u8);
+                starts |= self.pairs[i] as u8;
+                followers |= (self.pairs[i] >> 8) as u8;
+                cases |= (self.pairs[i] >> 16) & 3;
                 previous = part;
                 count += 1;
                 i += 1;
             }
             put_varint(&mut dictionary, u64::from(trigram - previous_trigram));
-            put_varint(&mut dictionary, count);
+            put_varint(&mut dictionary, count << 2 | cases);
             put_varint(&mut dictionary, (postings.len() - start) as u64);
+            dictionary.extend_from_slice(&[starts, followers]);
             previous_trigram = trigram;
             trigrams += 1;
         }
@@ -592,13 +640,24 @@ impl Shard {
         let mut at = 0;
         let mut next_offset = 0u64;
         for i in 0..dict_count {
-            let (trigram, count, offset) = if version >= 3 {
+            let (trigram, count, offset, union) = if version >= 3 {
                 let mut number = || get_varint(&dictionary, &mut at).ok_or_else(out_of_order);
                 let (delta, count, len) = (number()?, number()?, number()?);
                 let trigram = trigrams.last().copied().unwrap_or(0) as u64 + delta;
                 let offset = next_offset;
                 next_offset += len;
-                (trigram, count, offset)
+                if version >= 5 {
+                    let masks = dictionary.get(at..at + 2).ok_or_else(out_of_order)?;
+                    at += 2;
+                    let union = Masks {
+                        starts: masks[0],
+                        followers: masks[1],
+                        cases: count as u8 & ANY_CASE,
+                    };
+                    (trigram, count >> 2, offset, union)
+                } else {
+                    (trigram, count, offset, ALLOWS_ANYTHING)
+                }
             } else {
                 let at = i * OLD_DICT_ENTRY;
                 let trigram = read_u32(&dictionary, at);
@@ -607,19 +666,24 @@ impl Shard {
                     u64::from(trigram),
                     u64::from(read_u32(&dictionary, at + 4)),
                     offset,
+                    ALLOWS_ANYTHING,
                 )
             };
             let ascending = i == 0 || trigram > u64::from(trigrams[i - 1]);
-            if offset > postings_len || !ascending || trigram > 0xff_ffff || count > u32::MAX as u64
+            if offset > postings_len
+                || !ascending
+                || trigram > 0xff_ffff
+                || count >= MAX_PARTS as u64
             {
                 return Err(out_of_order());
             }
             trigrams.push(trigram as u32);
-            dictionary_entries.push(DictEntry {
-                trigram: trigram as u32,
-                count: count as u32,
-                offset: u32::try_from(offset).map_err(|_| corrupt("postings too large"))?,
-            });
+            dictionary_entries.push(DictEntry::new(
+                trigram as u32,
+                count as u32,
+                union,
+                u32::try_from(offset).map_err(|_| corrupt("postings too large"))?,
+            ));
         }
         if version >= 3 && (at != dictionary.len() || next_offset != postings_len) {
             return Err(out_of_order());
@@ -814,7 +878,7 @@ impl Shard {
                     let half = *length / 2;
                     // Without a branch: a mispredicted one would discard the other searches'
                     // loads that are under way.
-                    let above = self.dictionary[*start + half].trigram <= trigram;
+                    let above = self.dictionary[*start + half].trigram() <= trigram;
                     *start = std::hint::select_unpredictable(above, *start + half, *start);
                     *length -= half;
                     searching |= *length > 1;
@@ -825,10 +889,14 @@ impl Shard {
             .iter()
             .zip(trigrams)
             .map(|(&(index, length), &trigram)| {
-                let entry = self.dictionary.get(index).filter(|e| e.trigram == trigram);
+                let entry = self
+                    .dictionary
+                    .get(index)
+                    .filter(|e| e.trigram() == trigram);
                 entry.filter(|_| length == 1).map(|e| Entry {
                     index,
-                    count: e.count,
+                    count: e.count(),
+                    union: e.union(),
                 })
             })
             .collect()
@@ -888,9 +956,9 @@ impl Shard {
         bytes: &[u8],
         mut visit: impl FnMut(Posting) -> bool,
     ) -> Result<(), IndexError> {
-        let trigram = self.dictionary[i].trigram;
+        let trigram = self.dictionary[i].trigram();
         let truncated = || IndexError::Corrupt("truncated postings".into());
-        let count = self.dictionary[i].count as usize;
+        let count = self.dictionary[i].count() as usize;
         let mut cursor = 0;
         let mut part = 0u64;
         let with_cases = self.version >= 4 && has_letter(trigram);
@@ -1128,17 +1196,17 @@ mod tests {
             .dictionary
             .iter()
             .step_by(7)
-            .map(|e| e.trigram)
+            .map(|e| e.trigram())
             .collect();
         let found = shard.entries(&present).expect("all present");
         for (entry, &trigram) in found.iter().zip(&present) {
             let alone = shard
                 .dictionary
-                .binary_search_by_key(&trigram, |e| e.trigram)
+                .binary_search_by_key(&trigram, |e| e.trigram())
                 .expect("present");
             assert_eq!(
                 (entry.index, entry.count),
-                (alone, shard.dictionary[alone].count)
+                (alone, shard.dictionary[alone].count())
             );
         }
         let mut with_missing = present.clone();
@@ -1170,6 +1238,23 @@ mod tests {
                 (last, 1, follower_bit(b'b'), lower)
             ]
         );
+        // The dictionary's union of a trigram's masks is that of its postings'.
+        for trigram in [
+            pack(b'f', b'n', b' '),
+            pack(b'n', b'e', b'e'),
+            pack(b'(', b')', b' '),
+        ] {
+            let union = shard.entry(trigram).unwrap().union;
+            let postings = shard.postings(trigram).unwrap();
+            let or = |mask: fn(&Posting) -> u8| postings.iter().map(mask).fold(0, |a, b| a | b);
+            assert_eq!(
+                (union.starts, union.followers),
+                (or(|p| p.masks.starts), or(|p| p.masks.followers))
+            );
+            let letters = has_letter(trigram);
+            assert_eq!(union.cases == 0, !letters);
+            assert!(!letters || union.cases == or(|p| p.masks.cases));
+        }
         let needles = shard.postings(pack(b'N', b'E', b'E')).unwrap();
         assert_eq!(needles.len(), shard.parts_of(2).len());
         // A visit ends when the visitor says so; what it saw is the list's beginning.
