@@ -1016,6 +1016,15 @@ impl Shard {
     }
 }
 
+thread_local! {
+    /// The buffers of the last [`Texts`] dropped on this thread (compressed, decompressed): a
+    /// query reads candidate texts from hundreds of shards, and fresh buffers cost each one an
+    /// allocation and the zeroing of a block's length twice.
+    static TEXT_BUFFERS: std::cell::RefCell<(Vec<u8>, Vec<u8>)> = const {
+        std::cell::RefCell::new((Vec::new(), Vec::new()))
+    };
+}
+
 /// Reads the texts of a shard's parts and documents into buffers it reuses, keeping the last
 /// block read (neighbouring small documents share one).
 pub struct Texts<'a> {
@@ -1028,11 +1037,12 @@ pub struct Texts<'a> {
 
 impl<'a> Texts<'a> {
     pub fn new(shard: &'a Shard) -> Self {
+        let (compressed, text) = TEXT_BUFFERS.with_borrow_mut(std::mem::take);
         Texts {
             shard,
             block: None,
-            compressed: Vec::new(),
-            text: Vec::new(),
+            compressed,
+            text,
         }
     }
 
@@ -1100,6 +1110,19 @@ impl<'a> Texts<'a> {
             text.extend_from_slice(self.part(part)?);
         }
         Ok(std::borrow::Cow::Owned(text))
+    }
+}
+
+impl Drop for Texts<'_> {
+    fn drop(&mut self) {
+        // A block of a huge single line can be megabytes: such buffers go back to the system.
+        if self.text.capacity() <= KEPT_READ_BUFFER {
+            let buffers = (
+                std::mem::take(&mut self.compressed),
+                std::mem::take(&mut self.text),
+            );
+            TEXT_BUFFERS.with_borrow_mut(|kept| *kept = buffers);
+        }
     }
 }
 
