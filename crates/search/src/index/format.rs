@@ -527,7 +527,7 @@ pub struct Shard {
     postings_end: u64,
     /// The whole postings section of a shard whose section is small (see
     /// [`RESIDENT_POSTINGS`]); `None` when lists are read from the file as they are needed.
-    resident_postings: Option<Vec<u8>>,
+    resident_postings: Option<ResidentPostings>,
     text_bytes: u64,
     /// The format version: postings before 2 have no masks, before 3 and since 6 no followers,
     /// before 4 no cases; dictionaries before 5 no unions.
@@ -569,13 +569,40 @@ const RESIDENT_POSTINGS: u64 = 256 * 1024;
 /// took the benchmark's serving memory to the edge of its goal of a quarter of the text.)
 static RESIDENT_BUDGET: AtomicU64 = AtomicU64::new(16 << 20);
 
-/// Takes `bytes` from the [`RESIDENT_BUDGET`], if that much is left.
-fn take_resident(bytes: u64) -> bool {
-    RESIDENT_BUDGET
-        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
-            left.checked_sub(bytes)
-        })
-        .is_ok()
+/// A shard's postings section held in memory, with its share of the [`RESIDENT_BUDGET`], given
+/// back when it is dropped (also when the shard's opening fails after taking it).
+struct ResidentPostings {
+    bytes: Vec<u8>,
+    /// Bytes taken from the budget.
+    taken: u64,
+}
+
+impl ResidentPostings {
+    /// The `len` bytes at `offset` of `file`, if they are few enough and the budget has room.
+    fn read(file: &File, offset: u64, len: u64) -> Result<Option<Self>, IndexError> {
+        let taken = len <= RESIDENT_POSTINGS
+            && RESIDENT_BUDGET
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                    left.checked_sub(len)
+                })
+                .is_ok();
+        if !taken {
+            return Ok(None);
+        }
+        // Held before the read, so that a failed read gives the budget back.
+        let mut held = ResidentPostings {
+            bytes: Vec::new(),
+            taken: len,
+        };
+        held.bytes = read_at(file, offset, len as usize)?;
+        Ok(Some(held))
+    }
+}
+
+impl Drop for ResidentPostings {
+    fn drop(&mut self) {
+        RESIDENT_BUDGET.fetch_add(self.taken, Ordering::Relaxed);
+    }
 }
 /// A thread keeps its postings buffer up to this size; the rare longer list gets a buffer of
 /// its own.
@@ -664,18 +691,11 @@ impl Shard {
             return Err(corrupt("metadata checksum mismatch"));
         }
         let postings_len = end - postings_off;
-        let resident_postings =
-            if may_hold && postings_len <= RESIDENT_POSTINGS && take_resident(postings_len) {
-                match read_at(&file, postings_off, postings_len as usize) {
-                    Ok(bytes) => Some(bytes),
-                    Err(e) => {
-                        RESIDENT_BUDGET.fetch_add(postings_len, Ordering::Relaxed);
-                        return Err(e);
-                    }
-                }
-            } else {
-                None
-            };
+        let resident_postings = if may_hold {
+            ResidentPostings::read(&file, postings_off, postings_len)?
+        } else {
+            None
+        };
         let mut trigrams = Vec::with_capacity(dict_count);
         let mut dictionary_entries = Vec::with_capacity(dict_count);
         let out_of_order = || corrupt("dictionary out of order");
@@ -984,6 +1004,7 @@ impl Shard {
         if let Some(resident) = &self.resident_postings {
             let at = (start - self.postings_off) as usize..(end - self.postings_off) as usize;
             let bytes = resident
+                .bytes
                 .get(at)
                 .ok_or_else(|| IndexError::Corrupt("postings out of bounds".into()))?;
             return self.decode_postings(i, bytes, visit);
@@ -1160,14 +1181,6 @@ impl<'a> Texts<'a> {
             text.extend_from_slice(self.part(part)?);
         }
         Ok(std::borrow::Cow::Owned(text))
-    }
-}
-
-impl Drop for Shard {
-    fn drop(&mut self) {
-        if let Some(resident) = &self.resident_postings {
-            RESIDENT_BUDGET.fetch_add(resident.len() as u64, Ordering::Relaxed);
-        }
     }
 }
 
