@@ -1,8 +1,9 @@
 //! The accounts service: sign-up, sign-in, sessions, access tokens, one-time links, user
 //! administration and the audit trail of each.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use quarry_config::LiveSiteConfig;
 use quarry_store::{AccessToken, LinkPurpose, NewAuditEntry, NewUser, Session, Store, User, now};
@@ -18,6 +19,46 @@ pub const LINK_LIFETIME: Duration = Duration::from_secs(15 * 60);
 /// A session's `last_active_at` is written at most this often, not on every request.
 const SESSION_TOUCH_INTERVAL: i64 = 60;
 
+/// How long a proven access token is trusted without asking the store again. A change made by
+/// this process (a token revoked, a user demoted or deleted) takes effect at once; one made by
+/// another process, within this time.
+const PROVEN_TOKEN_TTL: Duration = Duration::from_secs(1);
+/// At most this many proven tokens are remembered; beyond it they are all forgotten.
+const MAX_PROVEN_TOKENS: usize = 4096;
+
+/// Access tokens recently proven, by digest, with their record and owner: a burst of API calls
+/// (a search typed letter by letter, a script) costs one store lookup per token and second, not
+/// one per call.
+#[derive(Default)]
+struct ProvenTokens {
+    by_digest: Mutex<HashMap<String, (Instant, AccessToken, User)>>,
+}
+
+impl ProvenTokens {
+    fn get(&self, digest: &str) -> Option<(AccessToken, User)> {
+        let proven = self.by_digest.lock().unwrap_or_else(|e| e.into_inner());
+        proven
+            .get(digest)
+            .filter(|(at, _, _)| at.elapsed() < PROVEN_TOKEN_TTL)
+            .map(|(_, token, user)| (token.clone(), user.clone()))
+    }
+
+    fn insert(&self, digest: String, token: AccessToken, user: User) {
+        let mut proven = self.by_digest.lock().unwrap_or_else(|e| e.into_inner());
+        if proven.len() >= MAX_PROVEN_TOKENS {
+            proven.clear();
+        }
+        proven.insert(digest, (Instant::now(), token, user));
+    }
+
+    fn forget_all(&self) {
+        self.by_digest
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+}
+
 /// What a new account is made of.
 #[derive(Debug, Clone)]
 pub struct AccountForm {
@@ -26,12 +67,14 @@ pub struct AccountForm {
     pub password: Option<String>,
 }
 
-/// Accounts and their credentials. Cheap to clone; clones share the sign-in throttle.
+/// Accounts and their credentials. Cheap to clone; clones share the sign-in throttle and the
+/// tokens recently proven.
 #[derive(Clone)]
 pub struct Accounts {
     store: Store,
     config: LiveSiteConfig,
     throttle: Arc<SignInThrottle>,
+    proven_tokens: Arc<ProvenTokens>,
 }
 
 /// Usernames as Sourcegraph allows them: letters, digits, `-`, `_` and `.`, starting and ending
@@ -70,6 +113,7 @@ impl Accounts {
             store,
             config,
             throttle: Arc::new(SignInThrottle::default()),
+            proven_tokens: Arc::default(),
         }
     }
 
@@ -335,18 +379,28 @@ impl Accounts {
         let token = match presented {
             Presented::Token(token) | Presented::Sudo { token, .. } => token,
         };
-        let (record, owner) = self
-            .store
-            .access_token_by_digest(&secret::digest(token))
-            .await?
-            .ok_or(AuthError::InvalidToken)?;
-        let at = now();
-        if record
-            .last_used_at
-            .is_none_or(|last| at - last >= SESSION_TOUCH_INTERVAL)
-        {
-            self.store.touch_access_token(record.id, at).await?;
-        }
+        let digest = secret::digest(token);
+        let (record, owner) = match self.proven_tokens.get(&digest) {
+            Some(proven) => proven,
+            None => {
+                let (mut record, owner) = self
+                    .store
+                    .access_token_by_digest(&digest)
+                    .await?
+                    .ok_or(AuthError::InvalidToken)?;
+                let at = now();
+                if record
+                    .last_used_at
+                    .is_none_or(|last| at - last >= SESSION_TOUCH_INTERVAL)
+                {
+                    self.store.touch_access_token(record.id, at).await?;
+                    record.last_used_at = Some(at);
+                }
+                self.proven_tokens
+                    .insert(digest, record.clone(), owner.clone());
+                (record, owner)
+            }
+        };
         let Presented::Sudo { user: target, .. } = presented else {
             return Ok((record, owner));
         };
@@ -427,6 +481,7 @@ impl Accounts {
             return Err(AuthError::NotFound("access token".into()));
         }
         self.store.delete_access_token(token_id).await?;
+        self.proven_tokens.forget_all();
         let owner = self.existing_user(record.user_id).await?;
         self.audit(
             actor,
@@ -574,6 +629,7 @@ impl Accounts {
         require_site_admin(admin)?;
         let user = self.existing_user(user_id).await?;
         self.store.set_site_admin(user_id, site_admin).await?;
+        self.proven_tokens.forget_all();
         let action = if site_admin {
             "user.promoted"
         } else {
@@ -587,6 +643,7 @@ impl Accounts {
     pub async fn delete_user(&self, admin: &Actor, user_id: i64) -> Result<(), AuthError> {
         require_site_admin(admin)?;
         let deleted = self.store.delete_user(user_id).await?;
+        self.proven_tokens.forget_all();
         self.audit(admin, "user.deleted", &deleted.username, json!({}))
             .await;
         Ok(())

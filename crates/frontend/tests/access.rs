@@ -203,6 +203,28 @@ async fn every_route_checks_who_is_calling() {
         .await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
 
+        // Tokens are remembered for a moment once proven, but a demotion takes effect on the
+        // next request all the same.
+        state
+            .accounts
+            .set_site_admin(&admin_actor, user.id, true)
+            .await
+            .unwrap();
+        let (_, promoted_token) = state
+            .accounts
+            .create_access_token(&user_actor, user.id, &scopes, "t")
+            .await
+            .unwrap();
+        let (status, _) = call(&state, Caller::Token(&promoted_token), "GET", "/metrics", "").await;
+        assert_eq!(status, StatusCode::OK);
+        state
+            .accounts
+            .set_site_admin(&admin_actor, user.id, false)
+            .await
+            .unwrap();
+        let (status, _) = call(&state, Caller::Token(&promoted_token), "GET", "/metrics", "").await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+
         // A session needs its CSRF token for GraphQL; a forged cookie is nobody.
         let (cookie, session) = state.accounts.start_session(&user).await.unwrap();
         let (status, _) = call(
