@@ -10,6 +10,7 @@
 
 mod build;
 pub mod candidates;
+mod dictionary;
 pub mod format;
 mod repo;
 mod search;
