@@ -54,15 +54,16 @@ fn intersect(a: &[u32], b: &[u32]) -> Vec<u32> {
     out
 }
 
-/// The parts of `parts` that the shard's postings of `entry` also name, keeping the starts both
-/// allow; those left with none go. Decoding stops past the last of `parts`.
+/// Keeps the parts of `parts` that the shard's postings of `entry` also name, with the starts
+/// both allow; those left with none go. Decoding stops past the last of `parts`.
 fn intersect_starts(
     shard: &Shard,
     entry: Entry,
-    parts: &[(u32, u8)],
+    parts: &mut Vec<(u32, u8)>,
     starts: impl Fn(Masks) -> u8,
-) -> Result<Vec<(u32, u8)>, IndexError> {
-    let (mut i, mut out) = (0, Vec::new());
+) -> Result<(), IndexError> {
+    // In place: a part is kept at `kept`, never past `i`, the next part to look at.
+    let (mut i, mut kept) = (0, 0);
     shard.visit_postings(entry, |posting| {
         while i < parts.len() && parts[i].0 < posting.part {
             i += 1;
@@ -72,13 +73,15 @@ fn intersect_starts(
         {
             let possible = allowed & starts(posting.masks);
             if possible != 0 {
-                out.push((part, possible));
+                parts[kept] = (part, possible);
+                kept += 1;
             }
             i += 1;
         }
         i < parts.len()
     })?;
-    Ok(out)
+    parts.truncate(kept);
+    Ok(())
 }
 
 fn union(a: &[u32], b: &[u32]) -> Vec<u32> {
@@ -374,7 +377,7 @@ impl LiteralLookup {
             for (entry, i) in counted {
                 let at = &self.occurrences[i];
                 let starts = |masks: Masks| allowed_starts(masks, at);
-                let next = match &parts {
+                let left = match &mut parts {
                     None => {
                         let mut first = Vec::with_capacity(entry.count as usize);
                         shard.visit_postings(entry, |posting| {
@@ -384,14 +387,16 @@ impl LiteralLookup {
                             }
                             true
                         })?;
-                        first
+                        parts.insert(first)
                     }
-                    Some(parts) => intersect_starts(shard, entry, parts, starts)?,
+                    Some(parts) => {
+                        intersect_starts(shard, entry, parts, starts)?;
+                        parts
+                    }
                 };
-                if next.is_empty() {
+                if left.is_empty() {
                     return Ok(PartSet::Some(Vec::new()));
                 }
-                parts = Some(next);
             }
             round = round.end..(round.end + round.len() * 2).min(self.trigrams.len());
         }
