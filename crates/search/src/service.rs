@@ -115,6 +115,7 @@ pub struct Searcher {
     workers: usize,
     max_file_size: u64,
     repos: Arc<RepoCache>,
+    current_indexes: Arc<CurrentIndexes>,
 }
 
 /// How long a listing of repositories serves searches before it is read again: a repository
@@ -138,6 +139,54 @@ impl RepoCache {
         let repos = Arc::new(store.list_repos(&RepoFilter::default()).await?);
         *cached = Some((Instant::now(), repos.clone()));
         Ok(repos)
+    }
+}
+
+/// The index of each repository of a listing that is current (at the repository's head), by the
+/// repository's place in the listing; worked out again only when the listing or the catalog
+/// changes. Looking up every repository's index for each search cost it about 0.2 ms of cache
+/// misses over 600 repositories.
+#[derive(Default)]
+struct CurrentIndexes {
+    known: std::sync::Mutex<Option<KnownIndexes>>,
+}
+
+type CurrentList = Arc<Vec<Option<Arc<index::RepoIndex>>>>;
+
+/// The current indexes of a listing, as of a generation of the catalog.
+struct KnownIndexes {
+    listing: Arc<Vec<Repo>>,
+    generation: u64,
+    list: CurrentList,
+}
+
+impl CurrentIndexes {
+    fn of(&self, repos: &Arc<Vec<Repo>>, catalog: &IndexCatalog) -> CurrentList {
+        // Read before the catalog is: a change while the list is worked out makes it stale at
+        // once rather than taken for current.
+        let generation = catalog.generation();
+        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(known) = known.as_ref()
+            && Arc::ptr_eq(&known.listing, repos)
+            && known.generation == generation
+        {
+            return known.list.clone();
+        }
+        let list: CurrentList = Arc::new(
+            repos
+                .iter()
+                .map(|repo| {
+                    let head = repo.head_commit.as_ref()?;
+                    catalog.get(repo.id).filter(|index| &index.commit == head)
+                })
+                .collect(),
+        );
+        *known = Some(KnownIndexes {
+            listing: repos.clone(),
+            generation,
+            list: list.clone(),
+        });
+        list
     }
 }
 
@@ -185,6 +234,7 @@ impl Searcher {
             workers: cores,
             max_file_size: DEFAULT_MAX_FILE_SIZE,
             repos: Arc::new(RepoCache::default()),
+            current_indexes: Arc::default(),
         }
     }
 
@@ -322,6 +372,7 @@ impl Searcher {
                 }
                 _ => None,
             };
+            let current_indexes = catalog.map(|c| self.current_indexes.of(&repos, c));
             let mut indexed = Vec::new();
             for (listed, repo) in candidates {
                 if repo_search {
@@ -333,11 +384,8 @@ impl Searcher {
                     results.unavailable(repo);
                     continue;
                 }
-                let current = catalog
-                    .zip(repo.head_commit.as_ref())
-                    .and_then(|(c, head)| c.get(repo.id).filter(|index| &index.commit == head));
-                if let Some(index) = current {
-                    indexed.push((listed, index));
+                if let Some(index) = current_indexes.as_ref().and_then(|c| c[listed].as_ref()) {
+                    indexed.push((listed, index.clone()));
                     continue;
                 }
                 let revisions: Vec<Option<String>> = if basic.scopes.revisions.is_empty() {

@@ -2,6 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
@@ -153,6 +154,8 @@ pub struct IndexCatalog {
     root: PathBuf,
     open: Mutex<HashMap<i64, Arc<RepoIndex>>>,
     failed: Mutex<HashMap<i64, String>>,
+    /// Changes whenever an index is opened, replaced or removed (see [`IndexCatalog::generation`]).
+    generation: AtomicU64,
 }
 
 impl IndexCatalog {
@@ -163,12 +166,23 @@ impl IndexCatalog {
             root: root.to_path_buf(),
             open: Mutex::new(HashMap::new()),
             failed: Mutex::new(HashMap::new()),
+            generation: AtomicU64::new(0),
         })
     }
 
     /// Where a repository's index lives.
     pub fn dir(&self, repo_id: i64) -> PathBuf {
         self.root.join(repo_id.to_string())
+    }
+
+    /// A number that changes whenever what [`IndexCatalog::get`] answers for some repository
+    /// may have changed, so that callers can keep what they worked out from it until then.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    fn changed(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
     /// The repository's index, if one is on disk and readable.
@@ -183,12 +197,14 @@ impl IndexCatalog {
             Ok(Some(index)) => {
                 let index = Arc::new(index);
                 lock(&self.open).insert(repo_id, index.clone());
+                self.changed();
                 Some(index)
             }
             Ok(None) => None,
             Err(e) => {
                 tracing::error!(repo_id, error = %e, "index not usable; it will be rebuilt");
                 lock(&self.failed).insert(repo_id, e.to_string());
+                self.changed();
                 None
             }
         }
@@ -198,6 +214,7 @@ impl IndexCatalog {
     pub fn replace(&self, repo_id: i64, index: RepoIndex) {
         lock(&self.failed).remove(&repo_id);
         lock(&self.open).insert(repo_id, Arc::new(index));
+        self.changed();
     }
 
     /// Deletes the indexes of repositories not in `repo_ids` (deleted repositories).
@@ -219,6 +236,7 @@ impl IndexCatalog {
     pub fn remove(&self, repo_id: i64) {
         lock(&self.open).remove(&repo_id);
         lock(&self.failed).remove(&repo_id);
+        self.changed();
         let _ = std::fs::remove_dir_all(self.dir(repo_id));
     }
 }
