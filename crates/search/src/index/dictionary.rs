@@ -9,7 +9,7 @@
 //! before's end, the last ending at the end of the postings section.
 
 use super::IndexError;
-use super::format::{MAX_PARTS, get_varint, put_varint};
+use super::format::{MAX_PARTS, get_small_varint, get_varint, put_varint};
 use super::trigram::{ANY_CASE, Masks, Trigram};
 
 /// One entry in this many is sampled: 12 bytes of sample per 8 entries of about 5 bytes.
@@ -248,7 +248,7 @@ impl Dictionary {
         let mut current = from.trigram;
         let mut postings_start = from.postings_start;
         for i in 0..SAMPLE_EVERY {
-            let delta = get_varint(bytes, &mut at)? as Trigram;
+            let delta = get_small_varint(bytes, &mut at)? as Trigram;
             if i > 0 {
                 current += delta;
             }
@@ -263,7 +263,7 @@ impl Dictionary {
                 at += 1;
             }
             at += 1;
-            postings_start += get_varint(bytes, &mut at)? as u32;
+            postings_start += get_small_varint(bytes, &mut at)? as u32;
             at += 2;
         }
         None

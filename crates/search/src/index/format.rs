@@ -144,10 +144,21 @@ pub(super) fn get_varint(data: &[u8], at: &mut usize) -> Option<u64> {
     }
 }
 
+/// [`get_varint`] for hot loops: a one-byte varint, the most common, is read without a call.
+#[inline(always)]
+pub(super) fn get_small_varint(data: &[u8], at: &mut usize) -> Option<u64> {
+    match data.get(*at) {
+        Some(&byte) if byte < 0x80 => {
+            *at += 1;
+            Some(u64::from(byte))
+        }
+        _ => get_varint(data, at),
+    }
+}
+
 /// Decodes `count` postings (see [`Shard::decode_postings`]): each a varint of the part's
 /// distance from the one before (with the cases in its low two bits when `with_cases`), then a
-/// start mask when `STARTS` and a follower mask when `FOLLOWERS`. Most distances take one byte,
-/// which is read without a call.
+/// start mask when `STARTS` and a follower mask when `FOLLOWERS`.
 #[inline(always)]
 fn decode_postings<const STARTS: bool, const FOLLOWERS: bool>(
     bytes: &[u8],
@@ -164,13 +175,7 @@ fn decode_postings<const STARTS: bool, const FOLLOWERS: bool>(
         byte
     };
     for _ in 0..count {
-        let value = match bytes.get(at) {
-            Some(&byte) if byte < 0x80 => {
-                at += 1;
-                u64::from(byte)
-            }
-            _ => get_varint(bytes, &mut at).ok_or_else(truncated)?,
-        };
+        let value = get_small_varint(bytes, &mut at).ok_or_else(truncated)?;
         let cases = if with_cases {
             part += value >> 2;
             value as u8 & ANY_CASE
