@@ -165,13 +165,15 @@ impl CurrentIndexes {
         // Read before the catalog is: a change while the list is worked out makes it stale at
         // once rather than taken for current.
         let generation = catalog.generation();
-        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(known) = known.as_ref()
+        let lock = || self.known.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(known) = lock().as_ref()
             && Arc::ptr_eq(&known.listing, repos)
             && known.generation == generation
         {
             return known.list.clone();
         }
+        // Worked out without the lock: opening indexes reads files, and searches meanwhile must
+        // not wait on it.
         let list: CurrentList = Arc::new(
             repos
                 .iter()
@@ -181,7 +183,7 @@ impl CurrentIndexes {
                 })
                 .collect(),
         );
-        *known = Some(KnownIndexes {
+        *lock() = Some(KnownIndexes {
             listing: repos.clone(),
             generation,
             list: list.clone(),

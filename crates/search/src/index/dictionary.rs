@@ -130,7 +130,10 @@ impl DictionaryBuilder {
         }
         let postings_start = u32::try_from(self.postings_end)
             .map_err(|_| IndexError::Corrupt("postings too large".into()))?;
-        let end = self.postings_end + postings_len;
+        let end = self
+            .postings_end
+            .checked_add(postings_len)
+            .ok_or_else(out_of_order)?;
         let entry = Entry {
             trigram: trigram as u32,
             count: count as u32,
@@ -404,6 +407,10 @@ mod tests {
         assert!(
             builder.push(6, MAX_PARTS as u64, union, 2).is_err(),
             "too many parts"
+        );
+        assert!(
+            builder.push(6, 1, union, u64::MAX).is_err(),
+            "postings past any file"
         );
         builder.push(6, 1, union, 3).unwrap();
         assert!(builder.finish(4).is_err(), "postings end at 5");

@@ -708,7 +708,8 @@ impl Shard {
             if version >= 3 {
                 let mut number = || get_varint(&dictionary, &mut at).ok_or_else(out_of_order);
                 let (delta, count, len) = (number()?, number()?, number()?);
-                trigram += delta;
+                // Saturating: a damaged delta is then refused as out of range, not a panic.
+                trigram = trigram.saturating_add(delta);
                 if version >= 5 {
                     let masks = dictionary.get(at..at + 2).ok_or_else(out_of_order)?;
                     at += 2;
