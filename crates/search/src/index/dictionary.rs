@@ -44,7 +44,7 @@ pub fn put_entry(out: &mut Vec<u8>, previous: Trigram, entry: &Entry) {
 
 /// What an entry says beyond its trigram.
 struct Encoded {
-    count: u32,
+    count: u64,
     union: Masks,
     postings_len: u64,
 }
@@ -54,7 +54,7 @@ impl Encoded {
     fn at(&self, trigram: Trigram, postings_start: u32) -> Entry {
         Entry {
             trigram,
-            count: self.count,
+            count: self.count as u32,
             union: self.union,
             postings_start,
             postings_len: self.postings_len as u32,
@@ -70,7 +70,7 @@ fn get_encoded(bytes: &[u8], at: &mut usize) -> Option<Encoded> {
     let masks = bytes.get(*at..*at + 2)?;
     *at += 2;
     Some(Encoded {
-        count: (count >> 2) as u32,
+        count: count >> 2,
         union: Masks {
             starts: masks[0],
             followers: masks[1],
@@ -123,7 +123,22 @@ impl DictionaryBuilder {
         union: Masks,
         postings_len: u64,
     ) -> Result<(), IndexError> {
-        let out_of_order = || IndexError::Corrupt("dictionary out of order".into());
+        let previous = self.previous.unwrap_or(0);
+        let at = self.dictionary.bytes.len();
+        let entry = self.accept(trigram, count, union, postings_len, at)?;
+        put_entry(&mut self.dictionary.bytes, previous, &entry);
+        Ok(())
+    }
+
+    /// Checks the next entry, which is encoded at `at`, and samples it when its turn comes.
+    fn accept(
+        &mut self,
+        trigram: u64,
+        count: u64,
+        union: Masks,
+        postings_len: u64,
+        at: usize,
+    ) -> Result<Entry, IndexError> {
         let ascending = self.previous.is_none_or(|p| trigram > u64::from(p));
         if !ascending || trigram > 0xff_ffff || count >= MAX_PARTS as u64 {
             return Err(out_of_order());
@@ -145,21 +160,20 @@ impl DictionaryBuilder {
         if dictionary.len.is_multiple_of(SAMPLE_EVERY) {
             dictionary.samples.push(Sample {
                 trigram: entry.trigram,
-                at: u32::try_from(dictionary.bytes.len()).map_err(|_| out_of_order())?,
+                at: u32::try_from(at).map_err(|_| out_of_order())?,
                 postings_start,
             });
         }
-        put_entry(&mut dictionary.bytes, self.previous.unwrap_or(0), &entry);
         dictionary.len += 1;
         self.previous = Some(entry.trigram);
         self.postings_end = end;
-        Ok(())
+        Ok(entry)
     }
 
     /// The dictionary, whose entries' postings must end at `postings_len`.
     pub fn finish(mut self, postings_len: u64) -> Result<Dictionary, IndexError> {
         if self.postings_end != postings_len {
-            return Err(IndexError::Corrupt("dictionary out of order".into()));
+            return Err(out_of_order());
         }
         let dictionary = &mut self.dictionary;
         dictionary.bytes.shrink_to_fit();
@@ -168,6 +182,10 @@ impl DictionaryBuilder {
         (dictionary.buckets, dictionary.bucket_bits) = buckets_of(&trigrams);
         Ok(self.dictionary)
     }
+}
+
+fn out_of_order() -> IndexError {
+    IndexError::Corrupt("dictionary out of order".into())
 }
 
 /// The bucket table of sorted trigrams: about one bucket per eight, at most 65,536; bucket `b`
@@ -186,6 +204,40 @@ fn buckets_of(trigrams: &[Trigram]) -> (Vec<u32>, u32) {
 }
 
 impl Dictionary {
+    /// A dictionary of `count` entries already in its encoding (a shard file's since version 5),
+    /// held as they are, checked and sampled in one pass; their postings must end at
+    /// `postings_len`. `each` sees every trigram.
+    pub fn from_encoded(
+        bytes: Vec<u8>,
+        count: usize,
+        postings_len: u64,
+        mut each: impl FnMut(Trigram),
+    ) -> Result<Dictionary, IndexError> {
+        let mut builder = DictionaryBuilder::default();
+        let (mut at, mut trigram) = (0, 0u64);
+        for _ in 0..count {
+            let entry_at = at;
+            let delta = get_varint(&bytes, &mut at).ok_or_else(out_of_order)?;
+            let encoded = get_encoded(&bytes, &mut at).ok_or_else(out_of_order)?;
+            // Saturating: a damaged delta is then refused as out of range, not a panic.
+            trigram = trigram.saturating_add(delta);
+            let union = encoded.union;
+            builder.accept(
+                trigram,
+                encoded.count,
+                union,
+                encoded.postings_len,
+                entry_at,
+            )?;
+            each(trigram as Trigram);
+        }
+        if at != bytes.len() {
+            return Err(out_of_order());
+        }
+        builder.dictionary.bytes = bytes;
+        builder.finish(postings_len)
+    }
+
     /// How many trigrams it has.
     #[cfg(test)]
     pub fn len(&self) -> usize {

@@ -693,60 +693,18 @@ impl Shard {
         } else {
             None
         };
-        let out_of_order = || corrupt("dictionary out of order");
-        // Every version's dictionary is held in version 5's encoding.
-        let mut built = DictionaryBuilder::with_capacity(dictionary.len());
+        // Every version's dictionary is held in version 5's encoding: since version 5 as the file
+        // has it, before it encoded again.
         let mut present = vec![0u64; PRESENCE_BITS / 64];
-        let mut add = |trigram: u64, count: u64, union: Masks, len: u64| {
-            built.push(trigram, count, union, len)?;
-            set_presence(&mut present, trigram as Trigram);
-            Ok::<_, IndexError>(())
+        let dictionary = if version >= 5 {
+            Dictionary::from_encoded(dictionary, dict_count, postings_len, |trigram| {
+                set_presence(&mut present, trigram)
+            })?
+        } else {
+            Self::older_dictionary(&dictionary, dict_count, version, postings_len, |trigram| {
+                set_presence(&mut present, trigram)
+            })?
         };
-        let mut at = 0;
-        let mut trigram = 0u64;
-        for i in 0..dict_count {
-            if version >= 3 {
-                let mut number = || get_varint(&dictionary, &mut at).ok_or_else(out_of_order);
-                let (delta, count, len) = (number()?, number()?, number()?);
-                // Saturating: a damaged delta is then refused as out of range, not a panic.
-                trigram = trigram.saturating_add(delta);
-                if version >= 5 {
-                    let masks = dictionary.get(at..at + 2).ok_or_else(out_of_order)?;
-                    at += 2;
-                    let union = Masks {
-                        starts: masks[0],
-                        followers: masks[1],
-                        cases: count as u8 & ANY_CASE,
-                    };
-                    add(trigram, count >> 2, union, len)?;
-                } else {
-                    add(trigram, count, ALLOWS_ANYTHING, len)?;
-                }
-            } else {
-                // Fixed entries naming where their postings start; they end where the next's do.
-                let entry = |i: usize| {
-                    let at = i * OLD_DICT_ENTRY;
-                    (
-                        read_u32(&dictionary, at),
-                        read_u32(&dictionary, at + 4),
-                        read_u64(&dictionary, at + 8),
-                    )
-                };
-                let (trigram, count, offset) = entry(i);
-                let end = if i + 1 < dict_count {
-                    entry(i + 1).2
-                } else {
-                    postings_len
-                };
-                let len = end.checked_sub(offset).filter(|_| i > 0 || offset == 0);
-                let len = len.ok_or_else(out_of_order)?;
-                add(u64::from(trigram), u64::from(count), ALLOWS_ANYTHING, len)?;
-            }
-        }
-        if version >= 3 && at != dictionary.len() {
-            return Err(out_of_order());
-        }
-        let dictionary = built.finish(postings_len)?;
         let blocks: Vec<Block> = (0..block_count)
             .map(|i| {
                 let at = i * BLOCK_ENTRY;
@@ -861,6 +819,55 @@ impl Shard {
             text_bytes,
             version,
         })
+    }
+
+    /// A dictionary of versions 1 to 4 (fixed entries before 3, varints without unions after),
+    /// encoded as version 5's. `each` sees every trigram.
+    fn older_dictionary(
+        dictionary: &[u8],
+        dict_count: usize,
+        version: u32,
+        postings_len: u64,
+        mut each: impl FnMut(Trigram),
+    ) -> Result<Dictionary, IndexError> {
+        let out_of_order = || IndexError::Corrupt("dictionary out of order".into());
+        let mut built = DictionaryBuilder::with_capacity(dictionary.len());
+        let mut at = 0;
+        let mut trigram = 0u64;
+        for i in 0..dict_count {
+            let (count, len) = if version >= 3 {
+                let mut number = || get_varint(dictionary, &mut at).ok_or_else(out_of_order);
+                let (delta, count, len) = (number()?, number()?, number()?);
+                // Saturating: a damaged delta is then refused as out of range, not a panic.
+                trigram = trigram.saturating_add(delta);
+                (count, len)
+            } else {
+                // Fixed entries naming where their postings start; they end where the next's do.
+                let entry = |i: usize| {
+                    let at = i * OLD_DICT_ENTRY;
+                    (
+                        read_u32(dictionary, at),
+                        read_u32(dictionary, at + 4),
+                        read_u64(dictionary, at + 8),
+                    )
+                };
+                let (fixed_trigram, count, offset) = entry(i);
+                let end = if i + 1 < dict_count {
+                    entry(i + 1).2
+                } else {
+                    postings_len
+                };
+                let len = end.checked_sub(offset).filter(|_| i > 0 || offset == 0);
+                trigram = u64::from(fixed_trigram);
+                (u64::from(count), len.ok_or_else(out_of_order)?)
+            };
+            built.push(trigram, count, ALLOWS_ANYTHING, len)?;
+            each(trigram as Trigram);
+        }
+        if version >= 3 && at != dictionary.len() {
+            return Err(out_of_order());
+        }
+        built.finish(postings_len)
     }
 
     pub fn docs(&self) -> &[Doc] {
