@@ -14,7 +14,6 @@
 
 use std::sync::{Arc, Mutex};
 
-use memchr::memmem;
 use regex::bytes::Regex;
 use regex_automata::hybrid::dfa::{Cache, DFA};
 use regex_automata::nfa::thompson;
@@ -72,7 +71,9 @@ impl LineFinder {
                 break;
             }
             let (line_start, line_end) = line_around(content, start, start);
-            self.push_if_matches(&mut out, &mut lines, content, line_start.max(pos), line_end);
+            let line_start = line_start.max(pos);
+            let number = lines.number_at(content, line_start);
+            self.push_if_matches(&mut out, number, content, line_start, line_end);
             pos = line_end + 1;
         }
         out
@@ -80,21 +81,42 @@ impl LineFinder {
 
     fn find_by_suffix(&self, by_suffix: &BySuffix, content: &[u8]) -> Vec<LineMatch> {
         let mut out = Vec::new();
-        let mut lines = LineCounter::default();
         let mut cache = by_suffix.cache();
-        let mut pos = 0;
-        while let Some(found) = by_suffix.suffix.find(&content[pos..]) {
-            let hit = pos + found;
-            let (line_start, line_end) =
-                line_around(content, hit, hit + by_suffix.suffix.needle().len());
-            let line = &content[line_start..line_end];
-            if by_suffix.line_matches(&mut cache, &self.regex, line, hit - line_start) {
-                self.push_if_matches(&mut out, &mut lines, content, line_start, line_end);
+        let suffix = by_suffix.suffix.as_slice();
+        let key = by_suffix.key;
+        let mut places = Places::new(content, suffix[key]);
+        // How much reverse scanning the line that starts at `scanned_line` has cost so far.
+        let (mut scanned_line, mut spent) = (0usize, 0usize);
+        while let Some((at, line, line_start)) = places.next() {
+            let Some(start) = at.checked_sub(key) else {
+                continue;
+            };
+            if start < line_start || (suffix.len() > 1 && !content[start..].starts_with(suffix)) {
+                continue;
             }
-            pos = line_end + 1;
-            if pos >= content.len() {
+            if line_start != scanned_line {
+                (scanned_line, spent) = (line_start, 0);
+            }
+            let budget = (at + 1 - line_start) * SCAN_BUDGET_PER_BYTE + SCAN_BUDGET_SLACK;
+            let decided = by_suffix.ends_at(
+                &mut cache,
+                &content[line_start..],
+                start + suffix.len() - line_start,
+                budget.saturating_sub(spent),
+                &mut spent,
+            );
+            if decided == Some(false) {
+                continue;
+            }
+            let line_end = memchr::memchr(b'\n', &content[at..]).map_or(content.len(), |i| at + i);
+            // Out of budget, or a byte the DFA cannot decide on: the engine decides.
+            if decided.is_some() || self.regex.is_match(&content[line_start..line_end]) {
+                self.push_if_matches(&mut out, line, content, line_start, line_end);
+            }
+            if line_end == content.len() {
                 break;
             }
+            places.skip_past(line_end);
         }
         by_suffix.put_back(cache);
         out
@@ -103,7 +125,7 @@ impl LineFinder {
     fn push_if_matches(
         &self,
         out: &mut Vec<LineMatch>,
-        lines: &mut LineCounter,
+        line_number: usize,
         content: &[u8],
         line_start: usize,
         line_end: usize,
@@ -116,7 +138,7 @@ impl LineFinder {
             .collect();
         if !ranges.is_empty() {
             out.push(LineMatch {
-                line: lines.number_at(content, line_start),
+                line: line_number,
                 offset: line_start,
                 text: line.to_vec(),
                 ranges,
@@ -147,6 +169,135 @@ impl LineCounter {
     }
 }
 
+/// The places of one byte in a text, in order, each with the number and start of its line,
+/// found 64 bytes at a time. In code such bytes (a `(`) come every few dozen bytes, where a bit
+/// scan per place costs much less than a search call per place, and the newlines of the same
+/// 64 bytes give each place's line without searching back.
+struct Places<'a> {
+    text: &'a [u8],
+    byte: u8,
+    /// Where the current 64 bytes start, and their newlines and places not yet passed.
+    base: usize,
+    newlines: u64,
+    bytes: u64,
+    /// The line of the last place passed: its number and start.
+    line: usize,
+    line_start: usize,
+}
+
+impl<'a> Places<'a> {
+    fn new(text: &'a [u8], byte: u8) -> Self {
+        let mut places = Places {
+            text,
+            byte,
+            base: 0,
+            newlines: 0,
+            bytes: 0,
+            line: 0,
+            line_start: 0,
+        };
+        places.load(0);
+        places
+    }
+
+    #[inline]
+    fn load(&mut self, base: usize) {
+        self.base = base;
+        let chunk = &self.text[base.min(self.text.len())..(base + 64).min(self.text.len())];
+        self.newlines = places_of(chunk, b'\n');
+        self.bytes = places_of(chunk, self.byte);
+    }
+
+    /// Passes the newlines of the current 64 bytes in `passed`.
+    #[inline]
+    fn pass_newlines(&mut self, passed: u64) {
+        if passed != 0 {
+            self.line += passed.count_ones() as usize;
+            self.line_start = self.base + 64 - passed.leading_zeros() as usize;
+            self.newlines &= !passed;
+        }
+    }
+
+    /// The next place, with its line's number and start.
+    #[inline]
+    fn next(&mut self) -> Option<(usize, usize, usize)> {
+        loop {
+            if self.bytes != 0 {
+                let offset = self.bytes.trailing_zeros();
+                self.bytes &= self.bytes - 1;
+                self.pass_newlines(self.newlines & ((1u64 << offset) - 1));
+                return Some((self.base + offset as usize, self.line, self.line_start));
+            }
+            self.pass_newlines(self.newlines);
+            if self.base + 64 >= self.text.len() {
+                return None;
+            }
+            self.load(self.base + 64);
+        }
+    }
+
+    /// Goes on after `newline`, the end of the current line.
+    fn skip_past(&mut self, newline: usize) {
+        let next = newline + 1;
+        if next >= self.base + 64 {
+            self.load(next - next % 64);
+        }
+        // `next` is within the current 64 bytes.
+        let passed = (1u64 << (next - self.base)) - 1;
+        self.newlines &= !passed;
+        self.bytes &= !passed;
+        (self.line, self.line_start) = (self.line + 1, next);
+    }
+}
+
+/// A bit for each byte of `chunk` (at most 64) that equals `byte`.
+fn places_of(chunk: &[u8], byte: u8) -> u64 {
+    match <&[u8; 64]>::try_from(chunk) {
+        Ok(block) => places_in_block(block, byte),
+        Err(_) => chunk
+            .iter()
+            .enumerate()
+            .fold(0, |bits, (i, &b)| bits | (u64::from(b == byte) << i)),
+    }
+}
+
+/// [`places_of`] a whole block, sixteen bytes per vector compare.
+#[cfg(target_arch = "x86_64")]
+fn places_in_block(block: &[u8; 64], byte: u8) -> u64 {
+    use std::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8,
+    };
+    // SAFETY: SSE2 is part of every x86_64 target, and the 16 bytes each load reads are
+    // within `block` (i < 4); an unaligned load may read them at any address.
+    unsafe {
+        let wanted = _mm_set1_epi8(byte as i8);
+        (0..4).fold(0, |bits, i| {
+            let bytes = _mm_loadu_si128(block.as_ptr().add(i * 16).cast::<__m128i>());
+            let found = _mm_movemask_epi8(_mm_cmpeq_epi8(bytes, wanted)) as u16;
+            bits | (u64::from(found) << (i * 16))
+        })
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn places_in_block(block: &[u8; 64], byte: u8) -> u64 {
+    block
+        .iter()
+        .enumerate()
+        .fold(0, |bits, (i, &b)| bits | (u64::from(b == byte) << i))
+}
+
+/// How common a byte is in source code, roughly: spaces, then letters and digits, then the
+/// punctuation of most statements. A suffix is looked for by its least common byte.
+fn commonness(byte: u8) -> u8 {
+    match byte {
+        b' ' | b'\t' => 4,
+        b'a'..=b'z' | b'0'..=b'9' => 3,
+        b'A'..=b'Z' | b'_' | b'.' | b',' | b';' | b'(' | b')' | b'=' => 2,
+        _ => 1,
+    }
+}
+
 /// Reverse scans may read this many times their line's length (plus a little) before the line
 /// is handed to the regexp engine instead: a line with many suffixes is not read over and over.
 const SCAN_BUDGET_PER_BYTE: usize = 4;
@@ -155,7 +306,9 @@ const SCAN_BUDGET_SLACK: usize = 256;
 /// Searching from a literal suffix every match ends with.
 #[derive(Debug)]
 struct BySuffix {
-    suffix: memmem::Finder<'static>,
+    suffix: Vec<u8>,
+    /// Which byte of the suffix is looked for: the one likely rarest in code.
+    key: usize,
     /// The regexp reversed, anchored at the suffix's end, reporting any match.
     reverse: DFA,
     caches: Mutex<Vec<Cache>>,
@@ -199,8 +352,12 @@ impl BySuffix {
             )
             .build(pattern)
             .ok()?;
+        let key = (0..suffix.len())
+            .min_by_key(|&i| commonness(suffix[i]))
+            .unwrap_or(0);
         Some(BySuffix {
-            suffix: memmem::Finder::new(suffix).into_owned(),
+            suffix: suffix.to_vec(),
+            key,
             reverse,
             caches: Mutex::new(Vec::new()),
         })
@@ -217,47 +374,26 @@ impl BySuffix {
         }
     }
 
-    /// Whether the regexp matches in `line`, whose first suffix starts at `first_hit`.
-    fn line_matches(
-        &self,
-        cache: &mut Cache,
-        regex: &Regex,
-        line: &[u8],
-        first_hit: usize,
-    ) -> bool {
-        let mut budget = line.len() * SCAN_BUDGET_PER_BYTE + SCAN_BUDGET_SLACK;
-        let mut hit = first_hit;
-        loop {
-            match self.ends_at(cache, line, hit + self.suffix.needle().len(), &mut budget) {
-                Some(true) => return true,
-                Some(false) => {}
-                // Out of budget, or a byte the DFA cannot decide on: the engine decides.
-                None => return regex.is_match(line),
-            }
-            match self.suffix.find(&line[hit + 1..]) {
-                Some(next) => hit += 1 + next,
-                None => return false,
-            }
-        }
-    }
-
-    /// Whether a match of the regexp ends at `end` in `line` (`None`: undecided).
+    /// Whether a match of the regexp ends at `end` in `line`, which starts a line; `None`:
+    /// undecided within `budget` bytes (each byte read is added to `spent`) or by the DFA.
     fn ends_at(
         &self,
         cache: &mut Cache,
         line: &[u8],
         end: usize,
-        budget: &mut usize,
+        mut budget: usize,
+        spent: &mut usize,
     ) -> Option<bool> {
         let input = Input::new(line).range(..end).anchored(Anchored::Yes);
         let dfa = &self.reverse;
         let mut state = dfa.start_state_reverse(cache, &input).ok()?;
         let mut at = end;
         while at > 0 {
-            if *budget == 0 {
+            if budget == 0 {
                 return None;
             }
-            *budget -= 1;
+            budget -= 1;
+            *spent += 1;
             at -= 1;
             state = dfa.next_state(cache, state, line[at]).ok()?;
             if state.is_tagged() {
@@ -343,6 +479,38 @@ mod tests {
             let (found, expected) = both_ways(&finder, text);
             assert_eq!(found, expected, "case sensitive: {case_sensitive}");
             assert!(!found.is_empty());
+        }
+    }
+
+    #[test]
+    fn suffix_search_agrees_with_the_regexp_on_lines_of_every_length() {
+        // Lines from empty to several hundred bytes, so that suffixes, line starts and line
+        // ends fall at every offset of the 64-byte blocks the search reads.
+        let mut rng = fastrand::Rng::with_seed(7);
+        let words = [
+            "a_b", "c_d_e(", "(", "x", " ", "f_g_h_i(", " = 0;", "é", "\t", "_(",
+        ];
+        let mut text: String = (0..3000)
+            .map(|_| {
+                let mut line: String = (0..rng.usize(0..40))
+                    .map(|_| words[rng.usize(..words.len())])
+                    .collect();
+                line.push('\n');
+                line
+            })
+            .collect();
+        text.push_str("last_line_without_a_newline(");
+        for pattern in [r"[a-z]+_[a-z]+_[a-z]+\(", r"\w+ = 0;", r"\w_\("] {
+            for case_sensitive in [true, false] {
+                let finder = finder(pattern, case_sensitive);
+                assert!(finder.by_suffix.is_some(), "{pattern}");
+                let (found, expected) = both_ways(&finder, &text);
+                assert_eq!(
+                    found, expected,
+                    "{pattern}, case sensitive: {case_sensitive}"
+                );
+                assert!(found.len() > 100, "{pattern}");
+            }
         }
     }
 

@@ -3,8 +3,6 @@
 //! Content matches are line-oriented, as `rg` reports them (see [`crate::lines`]); path matches
 //! are the pattern's matches in the path; `and`, `or` and `not` combine whole files.
 
-use std::collections::BTreeMap;
-
 pub use crate::lines::LineMatch;
 use crate::query::{Expr, Scope};
 
@@ -27,21 +25,30 @@ impl FileMatch {
 
 #[derive(Default)]
 struct Hits {
-    lines: BTreeMap<usize, LineMatch>,
+    /// Sorted by line number, one entry per line.
+    lines: Vec<LineMatch>,
     path: Vec<(usize, usize)>,
 }
 
 impl Hits {
     fn merge(&mut self, other: Hits) {
-        for (line, hit) in other.lines {
-            match self.lines.get_mut(&line) {
-                Some(existing) => existing.ranges.extend(hit.ranges),
-                None => {
-                    self.lines.insert(line, hit);
-                }
-            }
-        }
         self.path.extend(other.path);
+        if self.lines.is_empty() {
+            self.lines = other.lines;
+            return;
+        }
+        let mine = std::mem::take(&mut self.lines);
+        let mut theirs = other.lines.into_iter().peekable();
+        for mut line in mine {
+            while let Some(earlier) = theirs.next_if(|t| t.line < line.line) {
+                self.lines.push(earlier);
+            }
+            if let Some(same) = theirs.next_if(|t| t.line == line.line) {
+                line.ranges.extend(same.ranges);
+            }
+            self.lines.push(line);
+        }
+        self.lines.extend(theirs);
     }
 }
 
@@ -58,14 +65,10 @@ pub fn match_file(expr: Option<&Expr>, path: &str, content: &[u8]) -> Option<Fil
     if !matched {
         return None;
     }
-    let lines = hits
-        .lines
-        .into_values()
-        .map(|mut line| {
-            normalise(&mut line.ranges);
-            line
-        })
-        .collect();
+    let mut lines = hits.lines;
+    for line in &mut lines {
+        normalise(&mut line.ranges);
+    }
     let mut path_ranges = hits.path;
     normalise(&mut path_ranges);
     Some(FileMatch {
@@ -78,16 +81,13 @@ pub fn match_file(expr: Option<&Expr>, path: &str, content: &[u8]) -> Option<Fil
 /// Sorts ranges and merges the overlapping ones (several patterns may match the same text).
 fn normalise(ranges: &mut Vec<(usize, usize)>) {
     ranges.sort_unstable();
-    let mut merged: Vec<(usize, usize)> = Vec::with_capacity(ranges.len());
-    for &(start, end) in ranges.iter() {
-        match merged.last_mut() {
-            Some(last) if start < last.1 || (start == last.1 && start == end) => {
-                last.1 = last.1.max(end)
-            }
-            _ => merged.push((start, end)),
+    ranges.dedup_by(|(start, end), last| {
+        let overlaps = *start < last.1 || (*start == last.1 && start == end);
+        if overlaps {
+            last.1 = last.1.max(*end);
         }
-    }
-    *ranges = merged;
+        overlaps
+    });
 }
 
 fn eval(expr: &Expr, path: &str, content: &[u8]) -> (bool, Hits) {
@@ -102,9 +102,7 @@ fn eval(expr: &Expr, path: &str, content: &[u8]) -> (bool, Hits) {
                     .collect();
             }
             if matches!(atom.scope, Scope::Content | Scope::ContentOrPath) {
-                for line in atom.lines.find(content) {
-                    hits.lines.insert(line.line, line);
-                }
+                hits.lines = atom.lines.find(content);
             }
             let matched = !hits.path.is_empty() || !hits.lines.is_empty();
             (matched, hits)
@@ -205,6 +203,13 @@ mod tests {
     fn overlapping_ranges_from_several_patterns_merge() {
         let m = run("abc or bcd", "x", "abcd\n").unwrap();
         assert_eq!(m.lines[0].ranges, [(0, 4)]);
+        // Lines found by either side come out in order, once each.
+        let text = "one\ntwo\none two\ntwo\none\n";
+        let m = run("one or two", "x", text).unwrap();
+        assert_eq!(lines(&m), [0, 1, 2, 3, 4]);
+        assert_eq!(m.lines[2].ranges, [(0, 3), (4, 7)]);
+        let m = run("two and (one or two)", "x", text).unwrap();
+        assert_eq!(lines(&m), [0, 1, 2, 3, 4]);
     }
 
     #[test]
