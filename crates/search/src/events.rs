@@ -213,21 +213,33 @@ impl SearchEvent {
         })
     }
 
-    /// The event framed for a server-sent event stream.
-    pub fn frame(&self) -> String {
-        format!("event: {}\ndata: {}\n\n", self.name(), self.data())
+    /// The event framed for a server-sent event stream, its data encoded straight into the
+    /// frame (a matches event may be megabytes).
+    pub fn frame(&self) -> Vec<u8> {
+        let mut frame = format!("event: {}\ndata: ", self.name()).into_bytes();
+        let data_start = frame.len();
+        if let Err(e) = self.write_data(&mut frame) {
+            frame.truncate(data_start);
+            frame.extend_from_slice(
+                format!("{{\"message\":\"cannot encode event: {e}\"}}").as_bytes(),
+            );
+        }
+        frame.extend_from_slice(b"\n\n");
+        frame
     }
 
-    /// The event's data as one line of JSON.
-    pub fn data(&self) -> String {
-        let json = match self {
-            SearchEvent::Matches(m) => serde_json::to_string(m),
-            SearchEvent::Progress(p) => serde_json::to_string(p),
-            SearchEvent::Filters(f) => serde_json::to_string(f),
-            SearchEvent::Alert(a) => serde_json::to_string(a),
-            SearchEvent::Error(e) => serde_json::to_string(e),
-            SearchEvent::Done => Ok("{}".to_string()),
-        };
-        json.unwrap_or_else(|e| format!("{{\"message\":\"cannot encode event: {e}\"}}"))
+    /// Writes the event's data as one line of JSON.
+    fn write_data(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+        match self {
+            SearchEvent::Matches(m) => serde_json::to_writer(out, m),
+            SearchEvent::Progress(p) => serde_json::to_writer(out, p),
+            SearchEvent::Filters(f) => serde_json::to_writer(out, f),
+            SearchEvent::Alert(a) => serde_json::to_writer(out, a),
+            SearchEvent::Error(e) => serde_json::to_writer(out, e),
+            SearchEvent::Done => {
+                out.extend_from_slice(b"{}");
+                Ok(())
+            }
+        }
     }
 }
