@@ -40,6 +40,26 @@ fn case_of(byte: u8) -> u8 {
     }
 }
 
+/// For each byte: its folded form (bits 0-7), its [`follower_bit`] (bits 8-15) and its case
+/// (bits 16-17), looked up once per byte of text while indexing.
+static BYTE_INFO: [u32; 256] = {
+    let mut table = [0u32; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let b = byte as u8;
+        let folded = b.to_ascii_lowercase();
+        let follower = 1u32 << ((folded as u32).wrapping_mul(0x9E37_79B1) >> 29);
+        let case = match b {
+            b'a'..=b'z' => CASE_LOWER,
+            b'A'..=b'Z' => CASE_UPPER,
+            _ => 0,
+        };
+        table[byte] = folded as u32 | follower << 8 | (case as u32) << 16;
+        byte += 1;
+    }
+    table
+};
+
 /// Whether a (folded) trigram holds an ASCII letter: only such postings say their cases.
 pub fn has_letter(trigram: Trigram) -> bool {
     trigram.to_be_bytes()[1..]
@@ -108,36 +128,48 @@ impl TrigramSet {
         }
         self.found.clear();
         // A rolling trigram: the last three folded bytes, the cases of the last three bytes
-        // (two bits each), and how many bytes since a newline.
+        // (two bits each), and how many bytes since a newline. What is known of the trigram
+        // that ended on the byte before waits in `pending` until the byte after it is known,
+        // so that each occurrence updates its entry once.
         let mut t: u32 = 0;
         let mut cases: u32 = 0;
         let mut run = 0usize;
         let mut line_start = 0usize;
+        let mut pending: u32 = 0;
         for (at, &byte) in text.iter().enumerate() {
+            let info = BYTE_INFO[usize::from(byte)];
             if byte == b'\n' {
-                run = 0;
-                line_start = at + 1;
+                self.record(t, pending);
+                (pending, run, line_start) = (0, 0, at + 1);
                 continue;
             }
-            if run >= 3 {
-                // This byte follows the trigram that ended on the byte before.
-                self.masks[t as usize] |= u32::from(follower_bit(byte)) << 8;
-            }
-            t = ((t << 8) | u32::from(byte.to_ascii_lowercase())) & 0x00ff_ffff;
-            cases = ((cases << 2) | u32::from(case_of(byte))) & 0x3f;
+            // This byte follows the trigram that ended on the byte before.
+            self.record(t, pending | (info & 0xff00));
+            t = ((t << 8) | (info & 0xff)) & 0x00ff_ffff;
+            cases = ((cases << 2) | (info >> 16)) & 0x3f;
             run += 1;
-            if run < 3 {
-                continue;
-            }
-            let mask = &mut self.masks[t as usize];
-            if *mask == 0 {
-                self.found.push(t);
-            }
-            // The trigram started two bytes back.
-            *mask |= (1 << ((at - 2 - line_start) & 7))
-                | (((cases | cases >> 2 | cases >> 4) & 3) << 16);
+            // The trigram started two bytes back (none before a line's third byte).
+            pending = if run >= 3 {
+                (1 << ((at - 2 - line_start) & 7)) | (((cases | cases >> 2 | cases >> 4) & 3) << 16)
+            } else {
+                0
+            };
         }
+        self.record(t, pending);
         &self.found
+    }
+
+    /// Adds `bits` to a trigram's masks; nothing when there are none (no trigram ended there).
+    #[inline]
+    fn record(&mut self, trigram: Trigram, bits: u32) {
+        if bits & 0xff == 0 {
+            return;
+        }
+        let mask = &mut self.masks[trigram as usize];
+        if *mask == 0 {
+            self.found.push(trigram);
+        }
+        *mask |= bits;
     }
 
     /// The last collected text's trigrams with their masks.
@@ -230,6 +262,16 @@ pub fn allowed_starts<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_byte_table_says_what_the_functions_say() {
+        for byte in 0..=255u8 {
+            let info = BYTE_INFO[usize::from(byte)];
+            assert_eq!(info & 0xff, u32::from(byte.to_ascii_lowercase()), "{byte}");
+            assert_eq!((info >> 8) & 0xff, u32::from(follower_bit(byte)), "{byte}");
+            assert_eq!(info >> 16, u32::from(case_of(byte)), "{byte}");
+        }
+    }
 
     #[test]
     fn a_reused_mask_table_starts_empty() {
