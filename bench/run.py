@@ -125,17 +125,34 @@ class Quarry:
         first = None
         lines = 0
         event = None
-        # Counted, not decoded: the client should cost as little as rg's pipe does.
+        # Counted, not decoded, and read in the chunks the server sends rather than line by line
+        # in Python: the client should cost as little as rg's pipe does (a matches event is one
+        # line of up to megabytes).
         with self.open(query) as response:
-            for raw in response:
-                if raw.startswith(b"event: "):
-                    event = raw[7:].strip()
-                elif raw.startswith(b"data: ") and event == b"matches":
-                    if first is None:
-                        first = time.perf_counter() - started
-                    lines += raw.count(b'"contentStart"') + raw.count(b'"type":"path"')
-                elif raw.startswith(b"data: ") and event == b"done":
+            line_parts = []
+            finished = False
+            while not finished:
+                chunk = response.read1(1 << 16)
+                if not chunk:
                     break
+                start = 0
+                while not finished:
+                    end = chunk.find(b"\n", start)
+                    if end < 0:
+                        line_parts.append(chunk[start:])
+                        break
+                    line_parts.append(chunk[start:end])
+                    start = end + 1
+                    raw = b"".join(line_parts)
+                    line_parts = []
+                    if raw.startswith(b"event: "):
+                        event = raw[7:].strip()
+                    elif raw.startswith(b"data: ") and event == b"matches":
+                        if first is None:
+                            first = time.perf_counter() - started
+                        lines += raw.count(b'"contentStart"') + raw.count(b'"type":"path"')
+                    elif raw.startswith(b"data: ") and event == b"done":
+                        finished = True
         total = time.perf_counter() - started
         return total, first if first is not None else total, lines
 
