@@ -317,19 +317,22 @@ impl ShardBuilder {
     pub fn write(mut self, path: &Path) -> Result<(), IndexError> {
         // Every part points at a block, even an empty last one.
         self.seal_block()?;
-        let mut out = Vec::with_capacity(self.content.len() + self.pairs.len() * 2);
-        out.extend_from_slice(HEADER_MAGIC);
-        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-        out.extend_from_slice(&0u32.to_le_bytes());
-        out.extend_from_slice(&self.content);
-        let blocks_off = out.len() as u64;
+        let mut header = Vec::with_capacity(HEADER_LEN as usize);
+        header.extend_from_slice(HEADER_MAGIC);
+        header.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        header.extend_from_slice(&0u32.to_le_bytes());
+        // The metadata after the texts, with offsets in the file; the texts and the postings are
+        // written from their own buffers rather than copied into one.
+        let blocks_off = HEADER_LEN + self.content.len() as u64;
+        let mut out = Vec::new();
+        let offset = |out: &Vec<u8>| blocks_off + out.len() as u64;
         for block in &self.blocks {
             out.extend_from_slice(&block.offset.to_le_bytes());
             out.extend_from_slice(&block.compressed.to_le_bytes());
             out.extend_from_slice(&block.length.to_le_bytes());
             out.extend_from_slice(&block.crc.to_le_bytes());
         }
-        let docs_off = out.len() as u64;
+        let docs_off = offset(&out);
         for doc in &self.docs {
             put_varint(&mut out, doc.path.len() as u64);
             out.extend_from_slice(doc.path.as_bytes());
@@ -391,14 +394,14 @@ impl ShardBuilder {
             previous_trigram = trigram;
             trigrams += 1;
         }
-        let dict_off = out.len() as u64;
+        let dict_off = offset(&out);
         out.extend_from_slice(&dictionary);
-        let postings_off = out.len() as u64;
-        out.extend_from_slice(&postings);
-        let end = out.len() as u64;
-        let crc = crc32fast::hash(&out[blocks_off as usize..postings_off as usize]);
+        let postings_off = offset(&out);
+        let end = postings_off + postings.len() as u64;
+        let crc = crc32fast::hash(&out);
+        let mut footer = Vec::with_capacity(FOOTER_LEN);
         for value in [blocks_off, docs_off, dict_off, postings_off, end] {
-            out.extend_from_slice(&value.to_le_bytes());
+            footer.extend_from_slice(&value.to_le_bytes());
         }
         for value in [
             self.blocks.len() as u32,
@@ -406,10 +409,10 @@ impl ShardBuilder {
             trigrams,
             crc,
         ] {
-            out.extend_from_slice(&value.to_le_bytes());
+            footer.extend_from_slice(&value.to_le_bytes());
         }
-        out.extend_from_slice(FOOTER_MAGIC);
-        write_atomically(path, &out)
+        footer.extend_from_slice(FOOTER_MAGIC);
+        write_atomically(path, &[&header, &self.content, &out, &postings, &footer])
     }
 }
 
@@ -480,12 +483,15 @@ fn map_has(map: &[u64], trigram: Trigram) -> bool {
     map[bit / 64] & (1 << (bit % 64)) != 0
 }
 
-/// Writes a file so that it is either absent or complete, even across a crash.
-pub fn write_atomically(path: &Path, data: &[u8]) -> Result<(), IndexError> {
+/// Writes a file of `pieces`, one after the other, so that it is either absent or complete,
+/// even across a crash.
+pub fn write_atomically(path: &Path, pieces: &[&[u8]]) -> Result<(), IndexError> {
     let tmp = path.with_extension(format!("tmp{:08x}", fastrand::u32(..)));
     let result = (|| -> io::Result<()> {
         let mut file = File::create(&tmp)?;
-        file.write_all(data)?;
+        for piece in pieces {
+            file.write_all(piece)?;
+        }
         file.sync_all()?;
         std::fs::rename(&tmp, path)?;
         if let Some(parent) = path.parent() {

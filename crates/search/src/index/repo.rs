@@ -131,7 +131,7 @@ pub(super) fn commit_manifest(
     };
     let text = serde_json::to_vec_pretty(&manifest)
         .map_err(|e| IndexError::Io(format!("encoding manifest: {e}")))?;
-    write_atomically(&dir.join(MANIFEST), &text)?;
+    write_atomically(&dir.join(MANIFEST), &[&text])?;
     let files: Vec<String> = shards.into_iter().map(|(file, _)| file).collect();
     remove_unlisted(dir, &files);
     Ok(())
