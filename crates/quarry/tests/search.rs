@@ -5,7 +5,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use common::{Instance, matched_lines, matches, stream};
+use common::{Instance, matched_lines, matches, stream, wait_indexed};
 use quarry_gitserver::testing::TestRepo;
 use serde_json::Value;
 
@@ -79,29 +79,6 @@ async fn start_with(work: &Path, indexed: bool) -> (Instance, Vec<TestRepo>) {
 
 async fn start(work: &Path) -> (Instance, Vec<TestRepo>) {
     start_with(work, true).await
-}
-
-/// Waits until searches no longer report repositories searched without their index.
-async fn wait_indexed(instance: &Instance) {
-    let started = std::time::Instant::now();
-    loop {
-        let events = stream(instance, "count:1 needle").await;
-        let unindexed = events.iter().any(|(name, data)| {
-            name == "progress"
-                && data["skipped"]
-                    .as_array()
-                    .is_some_and(|s| s.iter().any(|s| s["reason"] == "repository-unindexed"))
-        });
-        if !unindexed {
-            return;
-        }
-        assert!(
-            started.elapsed() < common::DEADLINE,
-            "repositories were never indexed:\n{}",
-            instance.log_text()
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
 }
 
 /// What `rg -uu` reports for a pattern across the corpus, as (repository, path, 0-based line).

@@ -470,6 +470,29 @@ pub async fn stream(instance: &Instance, query: &str) -> Vec<(String, Value)> {
         .collect()
 }
 
+/// Waits until searches no longer report repositories searched without their index.
+pub async fn wait_indexed(instance: &Instance) {
+    let started = std::time::Instant::now();
+    loop {
+        let events = stream(instance, "count:1 needle").await;
+        let unindexed = events.iter().any(|(name, data)| {
+            name == "progress"
+                && data["skipped"]
+                    .as_array()
+                    .is_some_and(|s| s.iter().any(|s| s["reason"] == "repository-unindexed"))
+        });
+        if !unindexed {
+            return;
+        }
+        assert!(
+            started.elapsed() < DEADLINE,
+            "repositories were never indexed:\n{}",
+            instance.log_text()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
 /// The matches of a search, flattened.
 pub async fn matches(instance: &Instance, query: &str) -> Vec<Value> {
     stream(instance, query)
