@@ -102,7 +102,7 @@ impl LineFinder {
                 &mut cache,
                 &content[line_start..],
                 start + suffix.len() - line_start,
-                budget.saturating_sub(spent),
+                budget,
                 &mut spent,
             );
             if decided == Some(false) {
@@ -252,13 +252,14 @@ impl<'a> Places<'a> {
 
 /// A bit for each byte of `chunk` (at most 64) that equals `byte`.
 fn places_of(chunk: &[u8], byte: u8) -> u64 {
-    match <&[u8; 64]>::try_from(chunk) {
-        Ok(block) => places_in_block(block, byte),
-        Err(_) => chunk
-            .iter()
-            .enumerate()
-            .fold(0, |bits, (i, &b)| bits | (u64::from(b == byte) << i)),
+    #[cfg(target_arch = "x86_64")]
+    if let Ok(block) = <&[u8; 64]>::try_from(chunk) {
+        return places_in_block(block, byte);
     }
+    chunk
+        .iter()
+        .enumerate()
+        .fold(0, |bits, (i, &b)| bits | (u64::from(b == byte) << i))
 }
 
 /// [`places_of`] a whole block, sixteen bytes per vector compare.
@@ -277,14 +278,6 @@ fn places_in_block(block: &[u8; 64], byte: u8) -> u64 {
             bits | (u64::from(found) << (i * 16))
         })
     }
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-fn places_in_block(block: &[u8; 64], byte: u8) -> u64 {
-    block
-        .iter()
-        .enumerate()
-        .fold(0, |bits, (i, &b)| bits | (u64::from(b == byte) << i))
 }
 
 /// How common a byte is in source code, roughly: spaces, then letters and digits, then the
@@ -375,13 +368,14 @@ impl BySuffix {
     }
 
     /// Whether a match of the regexp ends at `end` in `line`, which starts a line; `None`:
-    /// undecided within `budget` bytes (each byte read is added to `spent`) or by the DFA.
+    /// undecided by the DFA, or before the bytes read in the line (`spent`, counted on) reach
+    /// `budget`.
     fn ends_at(
         &self,
         cache: &mut Cache,
         line: &[u8],
         end: usize,
-        mut budget: usize,
+        budget: usize,
         spent: &mut usize,
     ) -> Option<bool> {
         let input = Input::new(line).range(..end).anchored(Anchored::Yes);
@@ -389,10 +383,9 @@ impl BySuffix {
         let mut state = dfa.start_state_reverse(cache, &input).ok()?;
         let mut at = end;
         while at > 0 {
-            if budget == 0 {
+            if *spent >= budget {
                 return None;
             }
-            budget -= 1;
             *spent += 1;
             at -= 1;
             state = dfa.next_state(cache, state, line[at]).ok()?;
